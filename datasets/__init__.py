@@ -1,0 +1,1 @@
+"""Dataset sources, one file per source; discovered by :mod:`bench.data` (``_*.py`` are shared helpers)."""

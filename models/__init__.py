@@ -1,0 +1,1 @@
+"""Model adapters, one file per family; discovered by :mod:`bench.registry` (``_*.py`` are shared helpers)."""
