@@ -97,8 +97,8 @@ class RawSequences:
 
 
 def _month_index(periods: pd.Series | pd.PeriodIndex) -> np.ndarray:
-    end = periods.dt.end_time if isinstance(periods, pd.Series) else periods.end_time
-    return (end.year * 12 + end.month - 1).to_numpy(dtype=np.int64)
+    end = pd.DatetimeIndex(periods.dt.end_time if isinstance(periods, pd.Series) else periods.end_time)
+    return np.asarray(end.year * 12 + end.month - 1, dtype=np.int64)
 
 
 def build_raw_sequences(panel: Panel, max_len: int = MAX_LEN, drop_quarters_before_event: int = 2) -> RawSequences:

@@ -1,0 +1,230 @@
+"""The ``bench`` command. Sub-commands import their heavy modules lazily, so ``--help`` is instant."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="credit-seq-bench: benchmark credit-default models on irregular firm panels.")
+
+
+def _mount_optional(module: str, name: str) -> None:
+    import importlib
+
+    try:
+        sub = importlib.import_module(module)
+    except ImportError:
+        return
+    app.add_typer(sub.app, name=name)
+
+
+class UserError(Exception):
+    """An error that is the user's to fix: printed as one line, exit code 2."""
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(2)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from bench.data import DatasetError
+    from bench.leaderboard import LeaderboardError
+    from bench.panel import PanelError
+    from bench.protocol import ProtocolError
+    from bench.registry import RegistryError
+    from bench.split import SplitError
+    from bench.tracking import TrackingError
+
+    return (UserError, DatasetError, LeaderboardError, PanelError, ProtocolError, RegistryError, SplitError,
+            TrackingError)
+
+
+def parse_seeds(text: str) -> int | list[int]:
+    """``"10"`` = ten valid runs (paper seeds, then extra ones); ``"86,127"`` = exactly these seeds."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise UserError(f"--seeds {text!r}: expected a count like 10 or a list like 86,127") from None
+    if not values or any(v < 0 for v in values):
+        raise UserError(f"--seeds {text!r}: expected a positive count or non-negative seeds")
+    if len(parts) == 1 and "," not in text:
+        if values[0] == 0:
+            raise UserError("--seeds 0: need at least one run")
+        return values[0]
+    if len(set(values)) != len(values):
+        raise UserError(f"--seeds {text!r}: a seed is listed twice")
+    return values
+
+
+def _load_params(path: Path | None) -> dict[str, dict[str, Any]]:
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise UserError(f"--params {path}: file not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"--params {path}: not valid TOML: {exc}") from None
+    bad = [k for k, v in data.items() if not isinstance(v, dict)]
+    if bad:
+        raise UserError(f"--params {path}: expected one [model] table per model, got a plain key '{bad[0]}'")
+    return data
+
+
+@app.command()
+def run(
+    models: Annotated[str, typer.Option(help="'all', a group (classic, deep, ablations) or names: lr,rf")] = "all",
+    dataset: Annotated[str, typer.Option(help="'simbond' or 'panel:DIR'")] = "simbond",
+    seeds: Annotated[str, typer.Option(help="valid runs wanted (10) or an explicit list (86,127)")] = "10",
+    jobs: Annotated[int, typer.Option(min=1, help="parallel (model, seed) tasks on this machine")] = 1,
+    firms: Annotated[int | None, typer.Option(help="simbond: number of firms")] = None,
+    event_rate: Annotated[float | None, typer.Option(help="simbond: share of firms with an event")] = None,
+    data_seed: Annotated[int | None, typer.Option(help="simbond: generator seed")] = None,
+    profile: Annotated[str, typer.Option(help="'paper' (Table 5) or 'quick' (small, for tests)")] = "paper",
+    protocol: Annotated[str, typer.Option(help="protocol name or .toml file")] = "paper-v1",
+    params: Annotated[Path | None, typer.Option(help="TOML file with one [model] table of overrides each")] = None,
+    max_attempts: Annotated[int | None, typer.Option(min=1, help="cap on seeds tried per model")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI (default: $MLFLOW_TRACKING_URI "
+                                                          "or sqlite:///mlflow.db)")] = None,
+) -> None:
+    """Run models under the protocol; every (model, seed) lands in MLflow. Reruns skip finished runs."""
+    try:
+        _run(models, dataset, seeds, jobs, firms, event_rate, data_seed, profile, protocol, params,
+             max_attempts, tracking_uri)
+    except _user_errors() as exc:
+        _fail(str(exc))
+
+
+def _run(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, event_rate: float | None,
+         data_seed: int | None, profile: str, protocol: str, params: Path | None, max_attempts: int | None,
+         tracking_uri: str | None) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bench import registry
+    from bench.runner import DataSpec, LocalExecutor, run_benchmark
+    from bench.tracking import Tracker, resolve_tracking_uri
+
+    if profile not in ("paper", "quick"):
+        raise UserError(f"--profile {profile!r}: expected 'paper' or 'quick'")
+    seed_spec = parse_seeds(seeds)
+    overrides = _load_params(params)
+    registry.resolve(models)  # unknown names fail before any work
+    for key in overrides:
+        registry.get(key)
+    options = tuple((k, v) for k, v in (("firms", firms), ("event_rate", event_rate), ("data_seed", data_seed))
+                    if v is not None)
+    data = DataSpec(dataset=dataset, options=options, protocol=protocol)
+    tracker = Tracker(resolve_tracking_uri(tracking_uri))
+    console = Console(stderr=True)
+    command = "bench " + shlex.join(sys.argv[1:])
+    console.print(f"[bold]{data.experiment}[/] -> {tracker.uri}  (models: {models}, seeds: {seeds}, "
+                  f"profile: {profile}, jobs: {jobs})")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as bar:
+        task = bar.add_task("valid runs", total=None)
+
+        def progress(msg: str, done: int, total: int) -> None:
+            bar.console.print(f"  {msg}")
+            bar.update(task, completed=done, total=total)
+
+        summary = run_benchmark(data, models, tracker, seeds=seed_spec, profile=profile, params=overrides,
+                                executor=LocalExecutor(jobs), max_attempts=max_attempts, command=command,
+                                progress=progress)
+    from tabulate import tabulate
+
+    typer.echo(tabulate(summary.rows, headers="keys", tablefmt="simple"))
+    typer.echo(f"{summary.executed} run(s) executed, {summary.skipped} already finished and skipped, "
+               f"{summary.wall_seconds:.1f}s. See `bench leaderboard` and `mlflow ui`.")
+
+
+@app.command()
+def leaderboard(
+    dataset: Annotated[str | None, typer.Option(help="only this dataset label (e.g. simbond)")] = None,
+    protocol: Annotated[str | None, typer.Option(help="only this protocol")] = None,
+    out: Annotated[Path, typer.Option(help="folder for <dataset>.md/.csv/.json")] = Path("leaderboards"),
+    write: Annotated[bool, typer.Option(help="write the files (else only print)")] = True,
+    note: Annotated[list[str] | None, typer.Option(help="extra line(s) for the header")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI")] = None,
+) -> None:
+    """Ranked tables (paper Tables 6, 7, 8) rendered from MLflow runs only."""
+    try:
+        _leaderboard(dataset, protocol, out, write, note or [], tracking_uri)
+    except _user_errors() as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write leaderboard to {out}: {exc}")
+
+
+def _leaderboard(dataset: str | None, protocol: str | None, out: Path, write: bool, notes: list[str],
+                 tracking_uri: str | None) -> None:
+    from bench import leaderboard as lbmod
+    from bench.tracking import Tracker, resolve_tracking_uri
+
+    tracker = Tracker(resolve_tracking_uri(tracking_uri))
+    exps = tracker.experiments()
+    shown = 0
+    for exp_id, name in exps:
+        label, _, proto = name.rpartition("/")
+        if (dataset and label != dataset) or (protocol and proto != protocol):
+            continue
+        df = tracker.results_table(exp_id)
+        if df.empty:
+            continue
+        exp = tracker.client.get_experiment(exp_id)
+        commands = sorted({c for c in df["command"] if c})
+        header = {
+            "dataset": label, "protocol": proto, "synthetic": bool(df["synthetic"].any()),
+            "command": " ; ".join(commands), "version": ", ".join(sorted(set(df["version"]))),
+            "profile": ", ".join(sorted(set(df["profile"]))),
+            "wall_seconds": exp.tags.get("bench.last_wall_seconds", ""),
+            "git_commit": ", ".join(sorted({c[:10] for c in df["git_commit"] if c})),
+            "data_fingerprint": ", ".join(sorted(set(df["data_fingerprint"]))),
+            "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "notes": notes,
+        }
+        lb = lbmod.build(df, header)
+        typer.echo(lbmod.render_markdown(lb))
+        if write:
+            stem = label if proto == "paper-v1" else f"{label}-{proto}"
+            paths = lbmod.write(lb, out, stem)
+            typer.echo("wrote " + ", ".join(str(p) for p in paths))
+        shown += 1
+    if not shown:
+        raise UserError(f"no finished runs in {tracker.uri}"
+                        + (f" for dataset '{dataset}'" if dataset else "") + "; run `bench run` first")
+
+
+@app.command("list")
+def list_() -> None:
+    """Registered models (with availability) and dataset sources."""
+    from tabulate import tabulate
+
+    from bench import registry
+    from bench.data import sources
+
+    rows = [{"model": e.key, "name": e.display_name, "view": e.view, "groups": ",".join(e.groups),
+             "status": e.unavailable_reason() and f"unavailable: {e.unavailable_reason()}" or "ok"}
+            for e in registry.entries()]
+    rows += [{"model": k, "name": "", "view": "", "groups": "", "status": f"unavailable: {why}"}
+             for k, why in registry.failed_modules().items()]
+    typer.echo(tabulate(rows, headers="keys", tablefmt="simple"))
+    typer.echo("")
+    typer.echo(tabulate([{"dataset": s.name, "synthetic": s.synthetic, "description": s.description}
+                         for s in sources()], headers="keys", tablefmt="simple"))
+
+
+for _module, _name in (("bench.cli_data", "data"),):
+    _mount_optional(_module, _name)
+
+
+def main() -> None:
+    app()

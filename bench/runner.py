@@ -1,0 +1,304 @@
+"""``bench run``: every (model, seed) is an independent task under one protocol.
+
+The main process plans seeds (the paper's ten, then further seeds in a fixed order
+until enough valid runs or the attempt cap), skips tasks MLflow already holds as
+finished, hands the rest to an executor, and writes each result to MLflow as it
+arrives. Workers only compute; they never touch the tracking store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from functools import lru_cache
+from multiprocessing import get_context
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import bench
+from bench import registry
+from bench.data import load_dataset
+from bench.metrics import evaluate
+from bench.panel import Panel
+from bench.preprocess import Prepared, prepare
+from bench.protocol import Protocol, load_protocol
+from bench.resample import oversample
+from bench.split import Split, split_entities
+from bench.tracking import Tracker, git_commit, tags_for
+from bench.views import RawSequences, TabularView, build_raw_sequences, tabular_from_sequence
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which data: a dataset spec plus its options (``firms``, ``event_rate``, ``data_seed``)."""
+
+    dataset: str = "simbond"
+    options: tuple[tuple[str, Any], ...] = ()
+    protocol: str = "paper-v1"
+
+    @property
+    def label(self) -> str:
+        """Experiment/leaderboard name: the dataset plus any non-default option."""
+        name = self.dataset.replace(":", "-").replace("/", "_").strip("-_") or "dataset"
+        if self.dataset.startswith("panel:"):
+            name = "panel-" + os.path.basename(os.path.normpath(self.dataset[6:]))
+        return name + "".join(f"-{k.replace('_', '')}{v}" for k, v in self.options)
+
+    @property
+    def experiment(self) -> str:
+        return f"{self.label}/{self.protocol}"
+
+
+@dataclass(frozen=True)
+class Task:
+    data: DataSpec
+    model: str
+    seed: int
+    params: tuple[tuple[str, Any], ...]
+    config_hash: str
+
+
+# --------------------------------------------------------------------------- worker side
+@lru_cache(maxsize=2)
+def _context(data: DataSpec) -> tuple[Panel, RawSequences, Protocol]:
+    panel = load_dataset(data.dataset, **dict(data.options))
+    protocol = load_protocol(data.protocol)
+    raw = build_raw_sequences(panel, protocol.max_len, protocol.drop_quarters_before_event)
+    return panel, raw, protocol
+
+
+@lru_cache(maxsize=4)
+def _seed_data(data: DataSpec, seed: int) -> tuple[Split, Prepared, TabularView]:
+    _, raw, protocol = _context(data)
+    split = split_entities(raw.y, protocol, seed, raw.class_names)
+    prep = prepare(raw, split.train, protocol, seed)
+    return split, prep, tabular_from_sequence(prep.view, prep.observed)
+
+
+def run_task(task: Task) -> dict[str, Any]:
+    """Fit one model on one seed's split and score it on the test part. Pure computation."""
+    start_ms = int(time.time() * 1000)
+    _, raw, protocol = _context(task.data)
+    split, prep, tab = _seed_data(task.data, task.seed)
+    entry = registry.get(task.model)
+    full = prep.view if entry.view == "sequence" else tab
+    train, valid, test = full.take(split.train), full.take(split.valid), full.take(split.test)
+    if protocol.resampling == "smote":
+        train = oversample(train, task.seed, protocol.k_neighbors)
+    model = entry.cls(seed=task.seed, **dict(task.params))
+    model.fit(train, valid if len(valid) else None)
+    t0 = time.perf_counter()
+    proba = model.predict_proba(test)
+    predict_seconds = time.perf_counter() - t0
+    ev = evaluate(test.y, proba, raw.class_names, dict(protocol.composite_weights))
+    metrics = {k: ev[k] for k in ("recall", "f1", "map", "auc", "composite", "objective")}
+    metrics.update({f"recall_{c}": v for c, v in ev["per_class_recall"].items()})
+    metrics.update({f"ap_{c}": v for c, v in ev["per_class_ap"].items() if np.isfinite(v)})
+    metrics.update(fit_seconds=model.fit_seconds_, predict_seconds=predict_seconds,
+                   n_train=len(train), n_valid=len(valid), n_test=len(test))
+    preds = pd.DataFrame(proba, columns=[f"p_{c}" for c in raw.class_names])
+    preds.insert(0, "y_true", test.y)
+    preds.insert(0, "entity", test.entity)
+    buf = io.StringIO()
+    preds.to_csv(buf, index=False, float_format="%.6g")
+    return {
+        "model": task.model, "seed": task.seed, "valid": ev["valid"], "metrics": metrics,
+        "n_predicted_classes": ev["n_predicted_classes"], "confusion_matrix": ev["confusion_matrix"],
+        "class_names": list(raw.class_names), "predictions_csv": buf.getvalue(),
+        "history": model.history_, "start_ms": start_ms, "end_ms": int(time.time() * 1000),
+    }
+
+
+def _init_worker(threads: int) -> None:
+    os.environ["CREDIT_SEQ_BENCH_THREADS"] = str(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------- executors
+class LocalExecutor:
+    """``jobs == 1`` runs in this process (caches shared across models); more uses a spawn pool.
+
+    Threads per worker are divided so that jobs x threads <= cores.
+    """
+
+    def __init__(self, jobs: int = 1) -> None:
+        self.jobs = max(1, jobs)
+        cores = os.cpu_count() or 1
+        self.threads = max(1, cores // self.jobs)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> LocalExecutor:
+        if self.jobs > 1:
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"),
+                                             initializer=_init_worker, initargs=(self.threads,))
+        else:
+            _init_worker(self.threads)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def run(self, fn: Callable[[Task], dict], tasks: Iterable[Task]) -> Iterator[tuple[Task, dict | BaseException]]:
+        if self._pool is None:
+            for t in tasks:
+                try:
+                    yield t, fn(t)
+                except Exception as exc:  # recorded as a failed run, never stops the others
+                    yield t, exc
+            return
+        futures: dict[Future, Task] = {self._pool.submit(fn, t): t for t in tasks}
+        while futures:
+            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for f in done:
+                t = futures.pop(f)
+                exc = f.exception()
+                yield t, exc if exc is not None else f.result()
+
+
+# --------------------------------------------------------------------------- main side
+def config_hash(model: str, params: dict[str, Any], protocol: Protocol, fingerprint: str) -> str:
+    blob = json.dumps({"model": model, "params": params, "protocol": protocol.hash(), "data": fingerprint},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+@dataclass
+class ModelState:
+    entry: registry.ModelEntry
+    params: dict[str, Any]
+    config_hash: str
+    parent_id: str
+    done: dict[int, bool]
+    attempted: list[int] = field(default_factory=list)
+    valid: int = 0
+    failed: int = 0
+    skipped: int = 0
+    cursor: int = 0
+
+
+@dataclass
+class RunSummary:
+    experiment: str
+    rows: list[dict[str, Any]]
+    wall_seconds: float
+    executed: int
+    skipped: int
+
+
+def _seed_plan(seeds: int | list[int], protocol: Protocol, max_attempts: int | None) -> tuple[list[int], int]:
+    """(ordered seeds to try, valid runs wanted). An explicit list is run as is, without extension."""
+    if isinstance(seeds, list):
+        return seeds, len(seeds)
+    cap = max_attempts or max(protocol.max_attempts, seeds)
+    order = protocol.seed_order()
+    extra = order[-1] + 1 if order else protocol.extra_seed_start
+    while len(order) < cap:
+        order.append(extra)
+        extra += 1
+    return order[:cap], seeds
+
+
+def run_benchmark(
+    data: DataSpec, models: str, tracker: Tracker, *, seeds: int | list[int] = 10, profile: str = "paper",
+    params: dict[str, dict[str, Any]] | None = None, executor: Any = None, max_attempts: int | None = None,
+    command: str = "", progress: Callable[[str, int, int], None] | None = None,
+) -> RunSummary:
+    """Run ``models`` under the protocol until each has ``seeds`` valid runs (or the cap)."""
+    t_start = time.perf_counter()
+    entries = registry.resolve(models)
+    panel, raw, protocol = _context(data)
+    split_entities(raw.y, protocol, protocol.initial_seeds[0], raw.class_names)  # fail early on tiny classes
+    fingerprint = panel.fingerprint()
+    order, target = _seed_plan(seeds, protocol, max_attempts)
+    exp_id = tracker.experiment_id(data.experiment)
+    common = {"dataset": data.label, "protocol": protocol.name, "protocol_hash": protocol.hash(),
+              "data_fingerprint": fingerprint, "synthetic": str(panel.synthetic).lower(),
+              "git_commit": git_commit(), "version": bench.__version__, "profile": profile}
+    states: list[ModelState] = []
+    for e in entries:
+        p = e.params(profile, (params or {}).get(e.key))
+        h = config_hash(e.key, p, protocol, fingerprint)
+        tags = tags_for({**common, "config_hash": h, "display_name": e.display_name, "order": e.order,
+                         "group": ",".join(e.groups), "command": command}.items())
+        parent = tracker.parent_run(exp_id, e.key, h, tags, {**p, **protocol.as_params()})
+        states.append(ModelState(e, p, h, parent, tracker.finished_seeds(exp_id, e.key, h)))
+
+    executed = skipped = 0
+    total = len(states) * target
+    retried: set[tuple[str, int]] = set()
+    executor = executor or LocalExecutor(1)
+    with executor:
+        while True:
+            batch: list[Task] = []
+            for st in states:
+                need = target - st.valid
+                while need > 0 and st.cursor < len(order):
+                    seed = order[st.cursor]
+                    st.cursor += 1
+                    st.attempted.append(seed)
+                    if seed in st.done:
+                        st.skipped += 1
+                        skipped += 1
+                        if st.done[seed]:
+                            st.valid += 1
+                            need -= 1
+                        continue
+                    batch.append(Task(data, st.entry.key, seed, tuple(sorted(st.params.items())), st.config_hash))
+                    need -= 1
+            if not batch:
+                break
+            by_key = {st.entry.key: st for st in states}
+            pending = list(batch)
+            while pending:
+                again: list[Task] = []
+                for task, out in executor.run(run_task, pending):
+                    st = by_key[task.model]
+                    tags = tags_for({**common, "config_hash": st.config_hash, "display_name": st.entry.display_name,
+                                     "order": st.entry.order, "group": ",".join(st.entry.groups)}.items())
+                    if isinstance(out, BaseException):
+                        if (task.model, task.seed) not in retried:
+                            retried.add((task.model, task.seed))
+                            again.append(task)
+                            continue
+                        err = "".join(traceback.format_exception(out))
+                        tracker.log_failed_seed(exp_id, st.parent_id, task.model, task.seed, err, tags)
+                        st.failed += 1
+                        msg = f"{task.model} seed {task.seed}: FAILED ({type(out).__name__}: {out})"
+                    else:
+                        tracker.log_seed_run(exp_id, st.parent_id, out, tags, st.params)
+                        st.valid += int(out["valid"])
+                        m = out["metrics"]
+                        msg = (f"{task.model} seed {task.seed}: recall {m['recall']:.3f} f1 {m['f1']:.3f} "
+                               f"auc {m['auc']:.3f} {'valid' if out['valid'] else 'INVALID (a class never predicted)'}")
+                    executed += 1
+                    if progress:
+                        progress(msg, sum(min(s.valid, target) for s in states), total)
+                pending = again
+    wall = time.perf_counter() - t_start
+    rows = []
+    for st in states:
+        tracker.finish_parent(st.parent_id, {"valid_runs": st.valid, "attempted_runs": len(st.attempted),
+                                             "failed_runs": st.failed})
+        rows.append({"model": st.entry.key, "valid": st.valid, "attempted": len(st.attempted),
+                     "failed": st.failed, "skipped": st.skipped, "config_hash": st.config_hash})
+    tracker.client.set_experiment_tag(exp_id, "bench.last_command", command)
+    tracker.client.set_experiment_tag(exp_id, "bench.last_wall_seconds", f"{wall:.1f}")
+    tracker.client.set_experiment_tag(exp_id, "bench.version", bench.__version__)
+    tracker.client.set_experiment_tag(exp_id, "bench.profile", profile)
+    tracker.client.set_experiment_tag(exp_id, "bench.synthetic", str(panel.synthetic).lower())
+    return RunSummary(data.experiment, rows, wall, executed, skipped)

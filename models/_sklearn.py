@@ -1,0 +1,36 @@
+"""Shared adapter for estimators with the scikit-learn API (fit / predict_proba)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bench.adapter import ModelAdapter
+from bench.views import TabularView
+
+
+def n_threads() -> int:
+    """Threads per model: ``CREDIT_SEQ_BENCH_THREADS`` (set by the runner per worker) or all cores."""
+    return max(1, int(os.environ.get("CREDIT_SEQ_BENCH_THREADS", os.cpu_count() or 1)))
+
+
+class SklearnAdapter(ModelAdapter):
+    """Families write ``make_estimator``; fitting, class order and prediction live here once."""
+
+    view: ClassVar[str] = "tabular"
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    def make_estimator(self) -> Any:
+        raise NotImplementedError
+
+    def _fit(self, train: TabularView, valid: TabularView | None) -> None:
+        self.estimator_ = self.make_estimator()
+        self.estimator_.fit(train.X, train.y)
+
+    def _predict_proba(self, test: TabularView) -> np.ndarray:
+        raw = self.estimator_.predict_proba(test.X)
+        out = np.zeros((len(test), self.n_classes_))
+        out[:, np.asarray(self.estimator_.classes_, dtype=int)] = raw
+        return out
