@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import shlex
-import sys
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="credit-seq-bench: benchmark credit-default models on irregular firm panels.")
@@ -27,6 +30,17 @@ def _mount_optional(module: str, name: str) -> None:
 
 class UserError(Exception):
     """An error that is the user's to fix: printed as one line, exit code 2."""
+
+
+def command_line(ctx: typer.Context) -> str:
+    """The invoked command with every option the user set explicitly (for headers and tags)."""
+    parts = ["bench", ctx.info_name or ""]
+    for p in ctx.command.params:
+        source = getattr(ctx.get_parameter_source(p.name), "name", "")
+        if source in ("COMMANDLINE", "ENVIRONMENT"):
+            flag = p.opts[0] if p.opts and p.opts[0].startswith("-") else ""
+            parts += [flag, str(ctx.params[p.name])] if flag else [str(ctx.params[p.name])]
+    return shlex.join(parts)
 
 
 def _fail(msg: str) -> None:
@@ -82,6 +96,7 @@ def _load_params(path: Path | None) -> dict[str, dict[str, Any]]:
 
 @app.command()
 def run(
+    ctx: typer.Context,
     models: Annotated[str, typer.Option(help="'all', a group (classic, deep, ablations) or names: lr,rf")] = "all",
     dataset: Annotated[str, typer.Option(help="'simbond' or 'panel:DIR'")] = "simbond",
     seeds: Annotated[str, typer.Option(help="valid runs wanted (10) or an explicit list (86,127)")] = "10",
@@ -99,14 +114,14 @@ def run(
     """Run models under the protocol; every (model, seed) lands in MLflow. Reruns skip finished runs."""
     try:
         _run(models, dataset, seeds, jobs, firms, event_rate, data_seed, profile, protocol, params,
-             max_attempts, tracking_uri)
+             max_attempts, tracking_uri, command_line(ctx))
     except _user_errors() as exc:
         _fail(str(exc))
 
 
 def _run(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, event_rate: float | None,
          data_seed: int | None, profile: str, protocol: str, params: Path | None, max_attempts: int | None,
-         tracking_uri: str | None) -> None:
+         tracking_uri: str | None, command: str) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -116,17 +131,21 @@ def _run(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, ev
 
     if profile not in ("paper", "quick"):
         raise UserError(f"--profile {profile!r}: expected 'paper' or 'quick'")
+    from bench.data import check_dataset_name
+    from bench.protocol import load_protocol
+
     seed_spec = parse_seeds(seeds)
     overrides = _load_params(params)
     registry.resolve(models)  # unknown names fail before any work
     for key in overrides:
         registry.get(key)
+    load_protocol(protocol)
+    check_dataset_name(dataset)
     options = tuple((k, v) for k, v in (("firms", firms), ("event_rate", event_rate), ("data_seed", data_seed))
                     if v is not None)
     data = DataSpec(dataset=dataset, options=options, protocol=protocol)
     tracker = Tracker(resolve_tracking_uri(tracking_uri))
     console = Console(stderr=True)
-    command = "bench " + shlex.join(sys.argv[1:])
     console.print(f"[bold]{data.experiment}[/] -> {tracker.uri}  (models: {models}, seeds: {seeds}, "
                   f"profile: {profile}, jobs: {jobs})")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -58,13 +58,20 @@ def sources() -> list[DatasetEntry]:
     return sorted(_SOURCES.values(), key=lambda e: e.name)
 
 
-def load_dataset(spec: str, **options: Any) -> Panel:
-    """Load ``NAME`` or ``NAME:ARG``; ``None``-valued options are dropped (source defaults apply)."""
-    name, _, arg = spec.partition(":")
+def check_dataset_name(spec: str) -> DatasetEntry:
+    """The source a spec names, or an error listing the known ones."""
+    name = spec.partition(":")[0]
     known = {e.name: e for e in sources()}
     if name not in known:
         close = difflib.get_close_matches(name, list(known), n=2)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise DatasetError(f"unknown dataset '{name}'.{hint} Known: {', '.join(known)}")
+    return known[name]
+
+
+def load_dataset(spec: str, **options: Any) -> Panel:
+    """Load ``NAME`` or ``NAME:ARG``; ``None``-valued options are dropped (source defaults apply)."""
+    entry = check_dataset_name(spec)
+    arg = spec.partition(":")[2]
     opts = {k: v for k, v in options.items() if v is not None}
-    return known[name].loader(arg or None, **opts)
+    return entry.loader(arg or None, **opts)

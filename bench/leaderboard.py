@@ -136,8 +136,8 @@ def render_markdown(lb: Leaderboard) -> str:
     h = lb.header
     lines = [f"# Leaderboard: {h.get('dataset', '?')} / {h.get('protocol', '?')}", ""]
     if h.get("synthetic"):
-        lines += ["> **Synthetic data.** These numbers come from the `simbond` simulator, not from the paper's "
-                  "proprietary Wind panel; they rank models on simulated data only.", ""]
+        lines += [f"> **Synthetic data.** These numbers come from simulated data (`{h.get('dataset', '?')}`), "
+                  "not from the paper's proprietary Wind panel; they rank models on simulated data only.", ""]
     for key, label in (("command", "Command"), ("version", "Package version"), ("protocol", "Protocol"),
                        ("profile", "Profile"), ("wall_seconds", "Wall time of the last run (s)"),
                        ("git_commit", "Git commit"), ("data_fingerprint", "Data fingerprint"),

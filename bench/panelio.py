@@ -97,22 +97,20 @@ def parse_periods(values: pd.Series, freq: str = "Q") -> tuple[pd.Series, pd.Ser
     """Parse period labels (quarters, months, ISO dates, years) into ``pd.Period`` at ``freq``.
 
     Returns the periods (NaT where parsing failed) and, aligned, the reason for each
-    failure (``None`` where it worked), so callers can name every bad cell. Only ISO
+    failure (missing where it worked), so callers can name every bad cell. Only ISO
     dates are accepted: ``30/09/2019`` and ``09/30/2019`` cannot be told apart.
     """
     values = values.dt.tz_localize(None) if isinstance(values.dtype, pd.DatetimeTZDtype) else values
-    parsed: dict[Any, pd.Period | str] = {}
+    period_of: dict[Any, pd.Period] = {}
+    reason_of: dict[Any, str] = {}
     for value in pd.unique(values.dropna()):
         try:
-            parsed[value] = _parse_period(value, freq)
+            period_of[value] = _parse_period(value, freq)
         except ValueError as exc:
-            parsed[value] = str(exc)
-    results = values.map(parsed)
-    ok = results.map(lambda r: isinstance(r, pd.Period)).astype(bool)
-    periods = pd.Series(pd.PeriodIndex(results.where(ok), freq=freq), index=values.index)
-    reasons = results.where(~ok & values.notna(), None).astype(object)
-    reasons[values.isna()] = "the period is empty"
-    return periods, reasons.where(periods.isna(), None)
+            reason_of[value] = str(exc)
+    periods = pd.Series(pd.PeriodIndex(values.map(period_of).astype(object), freq=freq), index=values.index)
+    reasons = values.map(reason_of).astype(object).mask(values.isna(), "the period is empty")
+    return periods, reasons
 
 
 def _period_labels(periods: pd.Series, freq: str) -> pd.Series:
@@ -125,6 +123,11 @@ def _period_labels(periods: pd.Series, freq: str) -> pd.Series:
 # ------------------------------------------------------------------ reading
 def _unit(file: str) -> str:
     return "line" if file.endswith(".csv") else "row"
+
+
+def _nan_tokens(raw: pd.Series) -> pd.Series:
+    """Numeric and period text cells: the usual spellings of "missing" become missing."""
+    return raw.where(~raw.str.strip().isin(MISSING_TOKENS)) if raw.dtype == "str" else raw
 
 
 @dataclass
@@ -159,8 +162,10 @@ class _Reader:
     def add(self, file: str, message: str, row: int | None = None, column: str | None = None) -> None:
         self.problems.append(Problem(file, message, row, column))
 
-    def first(self, table: _Table, bad: pd.Series, message: str, column: str, value: str | None = None) -> None:
-        """Report the first flagged row of ``table`` (``{value}`` in ``message`` = its cell) and how many more."""
+    def first(
+        self, table: _Table, bad: pd.Series, message: str, column: str, value: str | None = None,
+    ) -> None:
+        """Report the first ``bad`` row of ``table`` and how many more; ``{value}`` shows its cell."""
         i = bad.idxmax()
         if value is not None:
             message = message.replace("{value}", repr(table.df.loc[i, value]))
@@ -209,12 +214,14 @@ class _Reader:
             cfg.frequency = "Q"
         return cfg
 
-    def table(self, stem: str, formats: tuple[str, ...], required: tuple[str, ...], optional: bool) -> _Table | None:
+    def table(
+        self, stem: str, formats: tuple[str, ...], required: tuple[str, ...], optional: bool,
+    ) -> _Table | None:
         """Find and read ``stem.<fmt>``; check its required columns; ``None`` if unusable."""
         expected = " or ".join(f"{stem}.{f}" for f in formats)
         found = [self.folder / f"{stem}.{f}" for f in formats if (self.folder / f"{stem}.{f}").is_file()]
         if len(found) > 1:
-            self.add(found[0].name, f"both {expected} exist; keep one")
+            self.add(found[0].name, f"both {' and '.join(f.name for f in found)} exist; keep one")
             return None
         if not found:
             others = sorted(p.name for p in self.folder.glob(f"{stem}.*") if p.is_file())
@@ -232,7 +239,7 @@ class _Reader:
                 df = df.dropna(how="all")  # blank lines; the index still maps to line numbers
             else:
                 df = pd.read_parquet(path)
-        except (ValueError, OSError, UnicodeDecodeError) as exc:  # pandas/pyarrow parse errors are ValueErrors
+        except (ValueError, OSError, UnicodeDecodeError) as exc:  # parse errors of pandas/pyarrow: ValueError
             self.add(path.name, f"cannot be read: {exc}")
             return None
         df.columns = [str(c) for c in df.columns]
@@ -252,9 +259,7 @@ class _Reader:
 
     # -------------------------------------------------------------- checks
     def periods(self, table: _Table, freq: str, column: str = "period") -> pd.Series:
-        raw = table.df[column]
-        if raw.dtype == "str":
-            raw = raw.where(~raw.str.strip().isin(MISSING_TOKENS))
+        raw = _nan_tokens(table.df[column])
         periods, reasons = parse_periods(raw, freq)
         bad = reasons.notna()
         if column != "period":  # optional column: an empty cell means "none"
@@ -267,14 +272,12 @@ class _Reader:
         """Columns as float64; report the first non-numeric or infinite cell of each."""
         out = {}
         for col in columns:
-            raw = table.df[col]
-            if raw.dtype == "str":
-                raw = raw.where(~raw.str.strip().isin(MISSING_TOKENS))
+            raw = _nan_tokens(table.df[col])
             values = pd.to_numeric(raw, errors="coerce").astype("float64")
             bad = (raw.notna() & values.isna()) | np.isinf(values)
             if bad.any():
-                self.first(table, bad, "non-numeric value {value}; expected a finite number or an empty cell "
-                           "for a missing value", col, col)
+                self.first(table, bad, "non-numeric value {value}; expected a finite number, or an empty "
+                           "cell for a missing value", col, col)
             out[col] = values.where(~bad)
         return pd.DataFrame(out, index=table.df.index)
 
@@ -286,25 +289,26 @@ class _Reader:
             key = ", ".join(str(v) for v in keys.loc[i])
             n = int(dup.sum())
             more = f" (and {n - 1} more)" if n > 1 else ""
-            self.add(table.file, f"duplicate {what} ({key}); first at {_unit(table.file)} {table.row(first)}{more}",
-                     table.row(i))
+            where = f"{_unit(table.file)} {table.row(first)}"
+            self.add(table.file, f"duplicate {what} ({key}); first at {where}{more}", table.row(i))
 
     def financial_columns(self, table: _Table, cfg: _Config) -> tuple[list[str], list[str]]:
-        """Declared indicator columns, or every non-key column holding numbers; plus ignored text columns."""
+        """The indicator columns (declared, or else every column holding numbers) and the ignored rest."""
+        others = [c for c in table.df.columns if c not in ("entity", "period")]
         if cfg.financial is not None:
             for col in cfg.financial:
                 if col not in table.df.columns:
                     self.add(table.file, f"missing column '{col}' declared in panel.toml 'financial'")
-            return [c for c in cfg.financial if c in table.df.columns], []
-        others = [c for c in table.df.columns if c not in ("entity", "period")]
-        textual = [
-            c for c in others
-            if table.df[c].notna().any() and pd.to_numeric(table.df[c], errors="coerce").isna().all()
-        ]
-        financial = [c for c in others if c not in textual]
-        if not financial:
-            self.add(table.file, "no numeric indicator columns besides 'entity' and 'period'")
-        return financial, textual
+            financial = [c for c in cfg.financial if c in table.df.columns]
+        else:
+            cells = {c: _nan_tokens(table.df[c]) for c in others}
+            financial = [
+                c for c in others
+                if cells[c].isna().all() or pd.to_numeric(cells[c], errors="coerce").notna().any()
+            ]
+            if not financial:
+                self.add(table.file, "no numeric indicator columns besides 'entity' and 'period'")
+        return financial, [c for c in others if c not in financial]
 
     def classes(self, table: _Table, cfg: _Config) -> tuple[list[str], pd.Series]:
         """Class names and each entity's class index; labels may be names or integer indices."""
@@ -327,22 +331,25 @@ class _Reader:
             if unknown.any():
                 self.first(table, unknown, f"unknown label {{value}}; panel.toml classes are {names} "
                            f"(give a name or an index 0..{len(names) - 1})", "label", "label")
+        index = index.reindex(table.df.index)
         if len(names) < 2:
-            self.add(table.file, f"fewer than two classes: {names}; a classifier needs at least two", column="label")
-        else:
-            counts = index.dropna().astype(int).value_counts()
-            for i, name in enumerate(names):
-                n = int(counts.get(i, 0))
-                if n < self.min_class_size:
-                    self.add(table.file, f"class '{name}' has {n} entit{'y' if n == 1 else 'ies'}; the stratified "
-                             f"80/20 split with a validation slice needs at least {self.min_class_size}",
-                             column="label")
-        return names, index.reindex(table.df.index)
+            self.add(table.file, f"fewer than two classes: {names}; a classifier needs two", None, "label")
+        if len(names) < 2 or index.isna().any():  # class sizes are unknown until every label is
+            return names, index
+        counts = index.dropna().astype(int).value_counts()
+        for i, name in enumerate(names):
+            n = int(counts.get(i, 0))
+            if n < self.min_class_size:
+                members = f"{n} entit{'y' if n == 1 else 'ies'}"
+                self.add(table.file, f"class '{name}' has {members}; the stratified 80/20 split with a "
+                         f"validation slice needs at least {self.min_class_size}", None, "label")
+        return names, index
 
     def cross_check(self, obs: _Table, lab: _Table) -> None:
         orphans = ~lab.df["entity"].isin(set(obs.df["entity"]))
         if orphans.any():
-            self.first(lab, orphans, f"label for entity {{value}} which has no rows in {obs.file}", "entity", "entity")
+            message = f"label for entity {{value}} with no rows in {obs.file}"
+            self.first(lab, orphans, message, "entity", "entity")
         unlabelled = ~obs.df["entity"].isin(set(lab.df["entity"]))
         if unlabelled.any():
             n = obs.df.loc[unlabelled, "entity"].nunique()
@@ -365,7 +372,8 @@ class _Reader:
             if bad.any():
                 r = df.loc[bad.idxmax()]
                 more = f" (and {int(bad.sum()) - 1} more)" if bad.sum() > 1 else ""
-                self.add(txt.file, message.format(entity=r["entity"], section=r["section"]) + more, column=column)
+                message = message.format(entity=r["entity"], section=r["section"])
+                self.add(txt.file, message + more, column=column)
 
         name_first(df["text"].isna() | (df["text"].astype(str).str.strip() == ""),
                    "empty text for entity '{entity}' section '{section}'", "text")
@@ -378,7 +386,7 @@ class _Reader:
         sections = cfg.sections if cfg.sections is not None else present
         extra = [s for s in present if s not in sections]
         if extra:
-            self.add(txt.file, f"section(s) {extra} not listed in panel.toml 'sections' {sections}", column="section")
+            self.add(txt.file, f"section(s) {extra} not in panel.toml 'sections' {sections}", None, "section")
         return df[["entity", "section", "text"]].reset_index(drop=True), sections
 
     # -------------------------------------------------------------- whole folder
@@ -397,8 +405,8 @@ class _Reader:
         if obs is not None:
             periods = self.periods(obs, cfg.frequency)
             financial, ignored = self.financial_columns(obs, cfg)
-            observations = pd.concat([obs.df[["entity"]], periods.rename("period"), self.numeric(obs, financial)],
-                                     axis=1)
+            values = self.numeric(obs, financial)
+            observations = pd.concat([obs.df[["entity"]], periods.rename("period"), values], axis=1)
             self.duplicates(obs, observations[["entity", "period"]], "observation for (entity, period)")
 
         entities = class_names = None
@@ -410,18 +418,20 @@ class _Reader:
             else:
                 event_period = pd.Series(pd.NaT, index=lab.df.index, dtype=pd.PeriodDtype(cfg.frequency))
             groups = lab.df.drop(columns=["entity", "label", "event_period"], errors="ignore")
-            entities = pd.concat([lab.df[["entity"]], index.rename("label"), event_period.rename("event_period"),
-                                  groups], axis=1)
+            entities = pd.concat([lab.df[["entity"]], index.rename("label"),
+                                  event_period.rename("event_period"), groups], axis=1)
 
         if obs is not None and lab is not None:
             self.cross_check(obs, lab)
 
         macro, macro_columns = None, []
         if mac is not None:
-            macro_columns = cfg.macro if cfg.macro is not None else [c for c in mac.df.columns if c != "period"]
-            for col in [c for c in macro_columns if c not in mac.df.columns]:
-                self.add(mac.file, f"missing column '{col}' declared in panel.toml 'macro'")
-            macro_columns = [c for c in macro_columns if c in mac.df.columns]
+            if cfg.macro is None:
+                macro_columns = [c for c in mac.df.columns if c != "period"]
+            else:
+                for col in [c for c in cfg.macro if c not in mac.df.columns]:
+                    self.add(mac.file, f"missing column '{col}' declared in panel.toml 'macro'")
+                macro_columns = [c for c in cfg.macro if c in mac.df.columns]
             macro = pd.concat([self.periods(mac, cfg.frequency).rename("period"),
                                self.numeric(mac, macro_columns)], axis=1)
             self.duplicates(mac, macro[["period"]], "macro row for period")
@@ -438,36 +448,47 @@ class _Reader:
             return None
         try:
             return Panel(
-                name=cfg.name, entities=entities.reset_index(drop=True).astype({"label": "int64"}),
-                observations=observations.reset_index(drop=True), class_names=tuple(class_names),
-                financial=tuple(financial), macro=None if macro is None else macro.reset_index(drop=True),
-                macro_columns=tuple(macro_columns), text=text, sections=tuple(sections), synthetic=cfg.synthetic,
-                meta={"source": "panel", "path": str(self.folder), "frequency": cfg.frequency,
-                      "ignored_columns": ignored},
+                name=cfg.name,
+                entities=entities.reset_index(drop=True).astype({"label": "int64"}),
+                observations=observations.reset_index(drop=True),
+                class_names=tuple(class_names),
+                financial=tuple(financial),
+                macro=None if macro is None else macro.reset_index(drop=True),
+                macro_columns=tuple(macro_columns),
+                text=text,
+                sections=tuple(sections),
+                synthetic=cfg.synthetic,
+                meta={"source": "panel", "path": str(self.folder), "ignored_columns": ignored},
             )
         except PanelError as exc:  # a rule of Panel this reader does not check itself
             self.add(str(self.folder), str(exc))
             return None
 
 
-def validate_folder(path: str | os.PathLike[str], min_class_size: int = MIN_CLASS_SIZE) -> list[Problem]:
-    """Every problem that stops ``path`` from loading as a panel (empty list: it loads).
+def read_folder(
+    path: str | os.PathLike[str], min_class_size: int = MIN_CLASS_SIZE,
+) -> tuple[Panel | None, list[Problem]]:
+    """The panel in ``path`` and every problem found; the panel is ``None`` unless there are none.
 
     ``min_class_size`` is the fewest entities a class may have; the default 3 is what the
     protocol's stratified 80/20 split plus a validation slice needs.
     """
     reader = _Reader(Path(path), min_class_size)
-    reader.read()
-    return reader.problems
+    panel = reader.read()
+    return panel, reader.problems
+
+
+def validate_folder(path: str | os.PathLike[str], min_class_size: int = MIN_CLASS_SIZE) -> list[Problem]:
+    """Every problem that stops ``path`` from loading as a panel (an empty list: it loads)."""
+    return read_folder(path, min_class_size)[1]
 
 
 def load_folder(path: str | os.PathLike[str], min_class_size: int = MIN_CLASS_SIZE) -> Panel:
     """Load a panel folder; :class:`~bench.panel.PanelError` lists every problem, one per line."""
-    reader = _Reader(Path(path), min_class_size)
-    panel = reader.read()
+    panel, problems = read_folder(path, min_class_size)
     if panel is None:
-        raise PanelError(f"panel folder {path} has {len(reader.problems)} problem(s):\n"
-                         + "\n".join(str(p) for p in reader.problems))
+        header = f"panel folder {path} has {len(problems)} problem(s):"
+        raise PanelError("\n".join([header, *map(str, problems)]))
     return panel
 
 
@@ -483,7 +504,9 @@ def _write_table(df: pd.DataFrame, path: Path) -> None:
         df.to_parquet(path, index=False)
 
 
-def export_panel(panel: Panel, path: str | os.PathLike[str], fmt: str = "csv", overwrite: bool = False) -> Path:
+def export_panel(
+    panel: Panel, path: str | os.PathLike[str], fmt: str = "csv", overwrite: bool = False,
+) -> Path:
     """Write ``panel`` as a panel folder that :func:`load_folder` reads back to the same views.
 
     The folder appears whole or not at all: files go to a temporary sibling folder that is

@@ -296,8 +296,9 @@ def run_benchmark(
                                              "failed_runs": st.failed})
         rows.append({"model": st.entry.key, "valid": st.valid, "attempted": len(st.attempted),
                      "failed": st.failed, "skipped": st.skipped, "config_hash": st.config_hash})
-    tracker.client.set_experiment_tag(exp_id, "bench.last_command", command)
-    tracker.client.set_experiment_tag(exp_id, "bench.last_wall_seconds", f"{wall:.1f}")
+    if executed:  # a rerun that only skipped finished runs keeps the real run's record
+        tracker.client.set_experiment_tag(exp_id, "bench.last_command", command)
+        tracker.client.set_experiment_tag(exp_id, "bench.last_wall_seconds", f"{wall:.1f}")
     tracker.client.set_experiment_tag(exp_id, "bench.version", bench.__version__)
     tracker.client.set_experiment_tag(exp_id, "bench.profile", profile)
     tracker.client.set_experiment_tag(exp_id, "bench.synthetic", str(panel.synthetic).lower())

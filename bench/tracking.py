@@ -68,7 +68,11 @@ class Tracker:
             return exp.experiment_id
         if not create:
             return None
-        return self.client.create_experiment(name, tags={f"{TAG}kind": "benchmark"})
+        artifacts = None
+        if self.uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in the cwd
+            root = Path(self.uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts"
+            artifacts = (root / name.replace("/", "_")).as_uri()
+        return self.client.create_experiment(name, artifact_location=artifacts, tags={f"{TAG}kind": "benchmark"})
 
     def experiments(self) -> list[tuple[str, str]]:
         exps = self.client.search_experiments(filter_string=f"tags.`{TAG}kind` = 'benchmark'")

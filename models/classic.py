@@ -14,7 +14,7 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 from bench.registry import register
-from models._sklearn import SklearnAdapter, n_threads
+from bench.models._sklearn import SklearnAdapter, n_threads
 
 
 @register(groups=("all", "classic"), order=10)

@@ -43,7 +43,7 @@ def make_panel(n: int = 90, seed: int = 0, n_fin: int = 4, n_macro: int = 2, wit
     return Panel(name="tiny", entities=entities, observations=obs, class_names=("performing", "extended", "defaulted"),
                  financial=tuple(f"fin{j}" for j in range(n_fin)), macro=macro,
                  macro_columns=tuple(f"mac{j}" for j in range(n_macro)), text=text,
-                 sections=("Important Notice", "Risk Factors") if with_text else ())
+                 sections=("Important Notice", "Risk Factors") if with_text else (), synthetic=True)
 
 
 @pytest.fixture
