@@ -196,7 +196,7 @@ def _leaderboard(dataset: str | None, protocol: str | None, out: Path, write: bo
         label, _, proto = name.rpartition("/")
         if (dataset and label != dataset) or (protocol and proto != protocol):
             continue
-        df = tracker.results_table(exp_id)
+        df = tracker.results_table(exp_id, bootstrap=True)
         if df.empty:
             continue
         exp = tracker.client.get_experiment(exp_id)

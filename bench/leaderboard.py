@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from bench import stats
 from bench.metrics import METRICS
 
 REPORT = ("recall", "f1", "map", "auc")
@@ -32,16 +33,18 @@ class LeaderboardError(ValueError):
 
 @dataclass
 class Leaderboard:
-    summary: pd.DataFrame  # one row per model: counts, mean/std per metric, ranks
+    summary: pd.DataFrame  # one row per model: counts, mean/std/interval per metric, ranks
     ablations: pd.DataFrame  # Table 8 (empty when no ablation ran)
     header: dict[str, Any]
+    pivot: pd.DataFrame = field(default_factory=pd.DataFrame)  # seeds x ranked models, composite
+    friedman: dict[str, tuple[float, float]] = field(default_factory=dict)  # metric -> (chi2, p)
 
     def table6(self) -> pd.DataFrame:
         rows = []
         for _, r in self.summary.iterrows():
             row = {"Model": r["display_name"], "Valid/attempted": f"{r['valid_runs']}/{r['attempted_runs']}"}
             for m in REPORT:
-                row[METRICS[m].display] = _fmt(r[f"{m}_mean"], r[f"{m}_std"])
+                row[METRICS[m].display] = _fmt(r[f"{m}_mean"], r[f"{m}_std"]) + _ci(r, m)
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -52,6 +55,8 @@ class Leaderboard:
             row = {"Model": r["display_name"]}
             row.update({METRICS[m].display: _rank(r[f"{m}_rank"]) for m in REPORT})
             row["Avg. rank"] = f"{r['avg_rank']:.2f}"
+            if "tied_with_best" in r and not self.pivot.empty:
+                row["Tied with best (Nemenyi)"] = "yes" if r["tied_with_best"] else ""
             rows.append(row)
         for _, r in self.summary[~self.summary["ranked"] & ~self.summary["is_ablation"]].iterrows():
             rows.append({"Model": r["display_name"], **{METRICS[m].display: "-" for m in REPORT},
@@ -63,6 +68,11 @@ def _fmt(mean: float, std: float) -> str:
     if not np.isfinite(mean):
         return "-"
     return f"{mean:.4f} ({std:.4f})" if np.isfinite(std) else f"{mean:.4f} (-)"
+
+
+def _ci(r: pd.Series, m: str) -> str:
+    lo, hi = r.get(f"{m}_ci_low", np.nan), r.get(f"{m}_ci_high", np.nan)
+    return f" [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) and np.isfinite(hi) else ""
 
 
 def _rank(r: float) -> str:
@@ -100,6 +110,11 @@ def build(df: pd.DataFrame, header: dict[str, Any] | None = None) -> Leaderboard
             vals = v[m].astype(float)
             row[f"{m}_mean"] = float(vals.mean()) if len(vals) else float("nan")
             row[f"{m}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else float("nan")
+        reps = [b for b in v["bootstrap"]] if "bootstrap" in v.columns else []
+        if reps and all(b is not None for b in reps):
+            ci = stats.seed_mean_interval(reps)
+            for j, m in enumerate(stats.BOOT_METRICS):
+                row[f"{m}_ci_low"], row[f"{m}_ci_high"] = float(ci[j, 0]), float(ci[j, 1])
         rows.append(row)
     summary = pd.DataFrame(rows).sort_values(["order", "model"]).reset_index(drop=True)
     ranked = summary["ranked"]
@@ -108,7 +123,28 @@ def build(df: pd.DataFrame, header: dict[str, Any] | None = None) -> Leaderboard
         summary[f"{m}_rank"] = np.nan
         summary.loc[ranked, f"{m}_rank"] = (-sign * summary.loc[ranked, f"{m}_mean"]).rank(method="average")
     summary["avg_rank"] = summary[[f"{m}_rank" for m in REPORT]].mean(axis=1, skipna=False)
-    return Leaderboard(summary=summary, ablations=_ablations(summary), header=header or {})
+    lb = Leaderboard(summary=summary, ablations=_ablations(summary), header=header or {})
+    _significance(lb, df)
+    return lb
+
+
+def _significance(lb: Leaderboard, df: pd.DataFrame) -> None:
+    """Friedman over the seeds every ranked model ran validly; Nemenyi ties on the composite."""
+    ranked = lb.summary.loc[lb.summary["ranked"], "model"].tolist()
+    valid = df[df["valid"].astype(bool) & df["model"].isin(ranked)]
+    if len(ranked) < 3 or "composite" not in valid.columns:
+        return
+    blocks = {m: valid.pivot_table(index="seed", columns="model", values=m).dropna()
+              for m in (*REPORT, "composite")}
+    if len(blocks["composite"]) < 2:
+        return
+    for m, table in blocks.items():
+        if table.nunique().gt(1).any() or table.std(axis=1).gt(0).any():
+            lb.friedman[m] = stats.friedman(table)
+    lb.pivot = blocks["composite"].rename(columns=dict(zip(lb.summary["model"], lb.summary["display_name"],
+                                                           strict=True)))
+    tied = stats.tied_with_best(blocks["composite"])
+    lb.summary["tied_with_best"] = lb.summary["model"].map(tied).fillna(False).astype(bool)
 
 
 def _ablations(summary: pd.DataFrame) -> pd.DataFrame:
@@ -147,10 +183,18 @@ def render_markdown(lb: Leaderboard) -> str:
             lines.append(f"- {label}: {val}")
     for note in h.get("notes", []):
         lines.append(f"- {note}")
-    lines += ["", "## Table 6: mean (std) over valid runs", "",
+    lines += ["", "## Table 6: mean (std) [bootstrap 95% interval] over valid runs", "",
               tabulate(lb.table6(), headers="keys", tablefmt="github", showindex=False), "",
               "## Table 7: rank per metric (1 = best; ties share the average rank)", "",
               tabulate(lb.table7(), headers="keys", tablefmt="github", showindex=False), ""]
+    if lb.friedman:
+        n = len(lb.pivot)
+        lines += [f"## Significance (Friedman over the {n} seed(s) where every ranked model ran validly)", "",
+                  tabulate([{"Metric": METRICS[m].display, "chi2": f"{c:.2f}", "p-value": f"{p:.3g}"}
+                            for m, (c, p) in lb.friedman.items()], headers="keys", tablefmt="github"), "",
+                  "Nemenyi post-hoc on the composite score: 'Tied with best' marks models the test cannot "
+                  "separate from the best-ranked one (alpha 0.05); see the critical-difference diagram "
+                  f"`{h.get('dataset', 'dataset')}-cd.png`.", ""]
     if not lb.ablations.empty:
         lines += ["## Table 8: ablations, % change against full EMDLOT", "",
                   tabulate(lb.ablations, headers="keys", tablefmt="github", showindex=False), ""]
@@ -177,6 +221,11 @@ def write(lb: Leaderboard, out_dir: Path, stem: str) -> list[Path]:
     _atomic_write(md, render_markdown(lb))
     _atomic_write(csv, lb.summary.to_csv(index=False))
     payload = {"header": lb.header, "summary": json.loads(lb.summary.to_json(orient="records")),
+               "friedman": {m: {"chi2": c, "p": p} for m, (c, p) in lb.friedman.items()},
                "ablations": json.loads(lb.ablations.to_json(orient="records")) if not lb.ablations.empty else []}
     _atomic_write(js, json.dumps(payload, indent=2, default=str))
-    return [md, csv, js]
+    paths = [md, csv, js]
+    if not lb.pivot.empty:
+        paths.append(stats.cd_diagram(lb.pivot, out_dir / f"{stem}-cd.png",
+                                      f"{lb.header.get('dataset', '')}: average rank of the composite over seeds"))
+    return paths

@@ -34,6 +34,7 @@ from bench.preprocess import Prepared, prepare
 from bench.protocol import Protocol, load_protocol
 from bench.resample import oversample
 from bench.split import Split, split_entities
+from bench.stats import bootstrap_replicates
 from bench.tracking import Tracker, git_commit, tags_for
 from bench.views import RawSequences, TabularView, build_raw_sequences, tabular_from_sequence
 
@@ -101,6 +102,7 @@ def run_task(task: Task) -> dict[str, Any]:
     proba = model.predict_proba(test)
     predict_seconds = time.perf_counter() - t0
     ev = evaluate(test.y, proba, raw.class_names, dict(protocol.composite_weights))
+    boot = bootstrap_replicates(test.y, proba, seed=task.seed)
     metrics = {k: ev[k] for k in ("recall", "f1", "map", "auc", "composite", "objective")}
     metrics.update({f"recall_{c}": v for c, v in ev["per_class_recall"].items()})
     metrics.update({f"ap_{c}": v for c, v in ev["per_class_ap"].items() if np.isfinite(v)})
@@ -115,7 +117,7 @@ def run_task(task: Task) -> dict[str, Any]:
         "model": task.model, "seed": task.seed, "valid": ev["valid"], "metrics": metrics,
         "n_predicted_classes": ev["n_predicted_classes"], "confusion_matrix": ev["confusion_matrix"],
         "class_names": list(raw.class_names), "predictions_csv": buf.getvalue(),
-        "history": model.history_, "start_ms": start_ms, "end_ms": int(time.time() * 1000),
+        "history": model.history_, "bootstrap": boot.tolist(), "start_ms": start_ms, "end_ms": int(time.time() * 1000),
     }
 
 

@@ -16,7 +16,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from bench.stats import BOOT_METRICS
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 TAG = "bench."
@@ -146,6 +149,9 @@ class Tracker:
             self.client.log_dict(rid, {"labels": result["class_names"], "matrix": result["confusion_matrix"]},
                                  "confusion_matrix.json")
             self.client.log_text(rid, result["predictions_csv"], "predictions.csv")
+            if "bootstrap" in result:
+                self.client.log_dict(rid, {"metrics": list(BOOT_METRICS), "replicates": result["bootstrap"]},
+                                     "bootstrap.json")
         except Exception:
             self.client.set_terminated(rid, status="FAILED")
             raise
@@ -167,8 +173,12 @@ class Tracker:
         self.client.set_terminated(parent_id, status="FINISHED")
 
     # ------------------------------------------------------------------ reading
-    def results_table(self, exp_id: str) -> pd.DataFrame:
-        """One tidy row per finished (model, seed) child run of the latest config of each model."""
+    def results_table(self, exp_id: str, bootstrap: bool = False) -> pd.DataFrame:
+        """One tidy row per finished (model, seed) child run of the latest config of each model.
+
+        With ``bootstrap``, valid runs carry their bootstrap replicates ([B, 4] array) from the
+        ``bootstrap.json`` artifact, for the leaderboard's intervals.
+        """
         parents = self._search(exp_id, f"tags.`{TAG}kind` = 'parent'")
         latest: dict[str, Any] = {}
         for p in parents:
@@ -196,8 +206,20 @@ class Tracker:
                     "group": t.get(f"{TAG}group", ""),
                     "command": parent.data.tags.get(f"{TAG}command", ""),
                     "wall_seconds": parent.data.metrics.get("wall_seconds"),
+                    "bootstrap": self._bootstrap(r) if bootstrap and t.get(f"{TAG}valid") == "true" else None,
                 })
         return pd.DataFrame(rows)
+
+
+    @staticmethod
+    def _bootstrap(run: Any) -> np.ndarray | None:
+        from mlflow.artifacts import load_dict
+
+        try:
+            data = load_dict(f"{run.info.artifact_uri}/bootstrap.json")
+        except Exception:  # runs made before bootstrap logging have none: no interval, not an error
+            return None
+        return np.asarray(data["replicates"], dtype=float)
 
 
 def _short(v: Any) -> str:

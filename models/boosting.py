@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.registry import register
 from bench.models._sklearn import SklearnAdapter, n_threads
+
+from bench.registry import register
 
 _BOOST_DEFAULTS = {"n_estimators": 300, "learning_rate": 0.05, "max_depth": 6, "subsample": 0.8,
                    "colsample_bytree": 0.8}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.models._sklearn import SklearnAdapter, n_threads
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -14,7 +15,6 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 from bench.registry import register
-from bench.models._sklearn import SklearnAdapter, n_threads
 
 
 @register(groups=("all", "classic"), order=10)
