@@ -11,21 +11,13 @@ from typing import Annotated, Any
 
 import typer
 
+from bench import cli_data
+
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="credit-seq-bench: benchmark credit-default models on irregular firm panels.")
-
-
-def _mount_optional(module: str, name: str) -> None:
-    import importlib
-
-    try:
-        sub = importlib.import_module(module)
-    except ImportError:
-        return
-    app.add_typer(sub.app, name=name)
 
 
 class UserError(Exception):
@@ -241,8 +233,7 @@ def list_() -> None:
                          for s in sources()], headers="keys", tablefmt="simple"))
 
 
-for _module, _name in (("bench.cli_data", "data"),):
-    _mount_optional(_module, _name)
+app.add_typer(cli_data.app, name="data", help="Validate, describe and export panels.")
 
 
 def main() -> None:

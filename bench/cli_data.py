@@ -26,8 +26,9 @@ class Format(StrEnum):
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(code=1)
+    """A user error, reported like the main CLI does: one ``error:`` message, exit code 2."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
 
 
 def _load(name: str, firms: int | None, data_seed: int | None) -> Panel:

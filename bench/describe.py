@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bench.panel import Panel
-from bench.views import _month_index
+from bench.views import month_index
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -59,7 +59,7 @@ def describe(panel: Panel) -> dict[str, pd.DataFrame]:
     classes = classes.astype({"count": int}).rename_axis("class")
 
     per_entity = obs.groupby("entity").size().astype(float)
-    steps = pd.DataFrame({"entity": obs["entity"].to_numpy(), "month": _month_index(obs["period"])})
+    steps = pd.DataFrame({"entity": obs["entity"].to_numpy(), "month": month_index(obs["period"])})
     gaps = steps.sort_values(["entity", "month"]).groupby("entity")["month"].diff().dropna()
     lengths = pd.concat([
         _stats(per_entity.to_frame("observations per entity")),

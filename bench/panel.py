@@ -64,7 +64,7 @@ class Panel:
 
     @property
     def freq(self) -> str:
-        return self.observations["period"].dtype.freq.freqstr
+        return self.observations["period"].array.freqstr
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=self.n_classes)

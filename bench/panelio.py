@@ -100,7 +100,10 @@ def parse_periods(values: pd.Series, freq: str = "Q") -> tuple[pd.Series, pd.Ser
     failure (missing where it worked), so callers can name every bad cell. Only ISO
     dates are accepted: ``30/09/2019`` and ``09/30/2019`` cannot be told apart.
     """
-    values = values.dt.tz_localize(None) if isinstance(values.dtype, pd.DatetimeTZDtype) else values
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_localize(None)
+    if pd.api.types.is_datetime64_dtype(values):  # Parquet date/timestamp columns: the day is what counts
+        values = values.dt.to_period("D")
     period_of: dict[Any, pd.Period] = {}
     reason_of: dict[Any, str] = {}
     for value in pd.unique(values.dropna()):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib.resources import files
 from pathlib import Path
 
@@ -24,6 +24,7 @@ class ProtocolError(ValueError):
 class Protocol:
     name: str
     description: str
+    alignment: str
     split_kind: str
     test_size: float
     valid_size: float
@@ -67,8 +68,28 @@ def _get(d: dict, path: str, src: str):
     return cur
 
 
+MODIFIERS = {"matched": ("alignment", "matched"), "temporal": ("split_kind", "temporal")}
+
+
 def load_protocol(spec: str = DEFAULT_PROTOCOL) -> Protocol:
-    """Load a packaged protocol by name (``paper-v1``) or a TOML file by path."""
+    """Load a packaged protocol by name (``paper-v1``) or a TOML file by path.
+
+    Audit modifiers may follow with ``+``: ``paper-v1+matched`` (non-event firms cut at
+    dates matched to the event firms'), ``paper-v1+temporal`` (out-of-time split); the
+    name keeps them, so their runs land in their own experiment.
+    """
+    base, *mods = spec.split("+")
+    bad = [m for m in mods if m not in MODIFIERS]
+    if bad:
+        raise ProtocolError(f"unknown protocol modifier '+{bad[0]}' in '{spec}'; known: "
+                            + ", ".join(f"+{m}" for m in MODIFIERS))
+    p = _load_base(base)
+    if mods:
+        p = replace(p, name=spec, **dict(MODIFIERS[m] for m in mods))
+    return p
+
+
+def _load_base(spec: str) -> Protocol:
     path = Path(spec)
     if path.suffix == ".toml" and path.exists():
         text, src = path.read_text(), str(path)
@@ -86,6 +107,7 @@ def load_protocol(spec: str = DEFAULT_PROTOCOL) -> Protocol:
     p = Protocol(
         name=str(_get(d, "name", src)),
         description=str(d.get("description", "")),
+        alignment=str(d.get("alignment", {}).get("mode", "paper")),
         split_kind=str(_get(d, "split.kind", src)),
         test_size=float(_get(d, "split.test_size", src)),
         valid_size=float(_get(d, "split.valid_size", src)),
@@ -108,8 +130,10 @@ def load_protocol(spec: str = DEFAULT_PROTOCOL) -> Protocol:
     )
     if not 0 < p.test_size < 1 or not 0 <= p.valid_size < 1:
         raise ProtocolError(f"protocol file {src}: split sizes must be in (0, 1)")
-    if p.split_kind not in ("random",):
-        raise ProtocolError(f"protocol file {src}: split.kind must be 'random', got '{p.split_kind}'")
+    if p.split_kind not in ("random", "temporal"):
+        raise ProtocolError(f"protocol file {src}: split.kind must be 'random' or 'temporal', got '{p.split_kind}'")
+    if p.alignment not in ("paper", "matched"):
+        raise ProtocolError(f"protocol file {src}: alignment.mode must be 'paper' or 'matched'")
     if p.resampling not in ("smote", "none"):
         raise ProtocolError(f"protocol file {src}: resampling.method must be 'smote' or 'none'")
     return p

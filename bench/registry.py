@@ -86,7 +86,9 @@ def _add(entry: ModelEntry) -> None:
         raise RegistryError(f"model '{entry.key}': unknown group(s) {sorted(bad)}; known {GROUPS}")
     unknown = set(entry.overrides) - set(entry.cls.default_params)
     if unknown:
-        raise RegistryError(f"variant '{entry.key}': override(s) {sorted(unknown)} are not parameters of {entry.cls.name}")
+        raise RegistryError(
+            f"variant '{entry.key}': override(s) {sorted(unknown)} are not parameters of {entry.cls.name}"
+        )
     _ENTRIES[entry.key] = entry
 
 

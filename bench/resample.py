@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from imblearn.over_sampling import SMOTE, RandomOverSampler
 
@@ -16,8 +18,7 @@ def smote_tabular(view: TabularView, seed: int, k_neighbors: int = 5) -> Tabular
     X, y = sampler.fit_resample(view.X, view.y)
     n_new = len(y) - len(view.y)
     entity = np.concatenate([view.entity, np.array([f"smote-{i}" for i in range(n_new)], dtype=object)])
-    return TabularView(X=X.astype(np.float32), y=y.astype(np.int64), entity=entity,
-                       feature_names=view.feature_names, class_names=view.class_names)
+    return replace(view, X=X.astype(np.float32), y=y.astype(np.int64), entity=entity)
 
 
 def oversample(view: SequenceView | TabularView, seed: int, k_neighbors: int = 5) -> SequenceView | TabularView:

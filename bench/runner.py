@@ -74,14 +74,20 @@ class Task:
 def _context(data: DataSpec) -> tuple[Panel, RawSequences, Protocol]:
     panel = load_dataset(data.dataset, **dict(data.options))
     protocol = load_protocol(data.protocol)
-    raw = build_raw_sequences(panel, protocol.max_len, protocol.drop_quarters_before_event)
+    raw = build_raw_sequences(panel, protocol.max_len, protocol.drop_quarters_before_event, protocol.alignment)
     return panel, raw, protocol
+
+
+def split_for(raw: RawSequences, protocol: Protocol, seed: int) -> Split:
+    """The seed's split; an entity's outcome is known one horizon after its last kept observation."""
+    outcome = raw.last_month + 3 * (protocol.drop_quarters_before_event + 1)
+    return split_entities(raw.y, protocol, seed, raw.class_names, outcome)
 
 
 @lru_cache(maxsize=4)
 def _seed_data(data: DataSpec, seed: int) -> tuple[Split, Prepared, TabularView]:
     _, raw, protocol = _context(data)
-    split = split_entities(raw.y, protocol, seed, raw.class_names)
+    split = split_for(raw, protocol, seed)
     prep = prepare(raw, split.train, protocol, seed)
     return split, prep, tabular_from_sequence(prep.view, prep.observed)
 
@@ -224,7 +230,7 @@ def run_benchmark(
     t_start = time.perf_counter()
     entries = registry.resolve(models)
     panel, raw, protocol = _context(data)
-    split_entities(raw.y, protocol, protocol.initial_seeds[0], raw.class_names)  # fail early on tiny classes
+    split_for(raw, protocol, protocol.initial_seeds[0])  # fail early on tiny classes or an empty period
     fingerprint = panel.fingerprint()
     order, target = _seed_plan(seeds, protocol, max_attempts)
     exp_id = tracker.experiment_id(data.experiment)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from bench.panel import Panel
+from bench.panel import Panel, PanelError
 
 MAX_LEN = 39  # the paper's longest firm history, in quarters
 
@@ -64,6 +64,7 @@ class TabularView:
     entity: np.ndarray
     feature_names: tuple[str, ...]
     class_names: tuple[str, ...]
+    macro_features: tuple[str, ...] = ()  # base names of the macro series among the summarised features
 
     kind = "tabular"
 
@@ -96,25 +97,55 @@ class RawSequences:
     class_names: tuple[str, ...]
 
 
-def _month_index(periods: pd.Series | pd.PeriodIndex) -> np.ndarray:
+def month_index(periods: pd.Series | pd.PeriodIndex) -> np.ndarray:
+    """Calendar month number (year*12 + month-1) of each period's last month: Δt and alignment use it."""
     end = pd.DatetimeIndex(periods.dt.end_time if isinstance(periods, pd.Series) else periods.end_time)
     return np.asarray(end.year * 12 + end.month - 1, dtype=np.int64)
 
 
-def build_raw_sequences(panel: Panel, max_len: int = MAX_LEN, drop_quarters_before_event: int = 2) -> RawSequences:
+def _matched_cut(ent_ids: np.ndarray, months: np.ndarray, is_event: np.ndarray, seed: int) -> np.ndarray:
+    """Keep-mask that cuts non-event histories at dates drawn from the event firms' last dates.
+
+    Under the paper's alignment performing firms run to the end of the data while event
+    firms stop before their event, so "when did the history stop" reveals the label. Here
+    each non-event firm's last kept month is drawn uniformly among the event firms' last
+    months that fall inside its own history (a firm with none keeps its history).
+    """
+    frame = pd.DataFrame({"e": ent_ids, "m": months})
+    first = frame.groupby("e")["m"].min()
+    last = frame.groupby("e")["m"].max()
+    ev_last = np.sort(last[last.index.isin(ent_ids[is_event])].to_numpy())
+    targets = last.copy()
+    non = ~last.index.isin(ent_ids[is_event])
+    if len(ev_last) and non.any():
+        rng = np.random.default_rng(seed)
+        lo = np.searchsorted(ev_last, first[non].to_numpy(), side="left")
+        hi = np.searchsorted(ev_last, last[non].to_numpy(), side="right")
+        pick = lo + np.floor(rng.random(non.sum()) * np.maximum(hi - lo, 1)).astype(int)
+        drawn = ev_last[np.minimum(pick, len(ev_last) - 1)]
+        targets[non] = np.where(hi > lo, drawn, last[non].to_numpy())
+    return months <= frame["e"].map(targets).to_numpy()
+
+
+def build_raw_sequences(panel: Panel, max_len: int = MAX_LEN, drop_quarters_before_event: int = 2,
+                        alignment: str = "paper", match_seed: int = 0) -> RawSequences:
     """End-align every entity's history, join macro on period, cap at ``max_len`` steps.
 
     For entities with an event, observations are cut so that the last kept one ends at
     least ``drop_quarters_before_event`` quarters before the quarter of the event
-    (the paper's "exclude the two quarters prior to default").
+    (the paper's "exclude the two quarters prior to default"). ``alignment="matched"``
+    also cuts non-event firms so that their last dates follow the event firms' (leakage
+    audit; see :func:`_matched_cut`).
     """
+    if alignment not in ("paper", "matched"):
+        raise PanelError(f"alignment must be 'paper' or 'matched', got '{alignment}'")
     obs = panel.observations
-    months = _month_index(obs["period"])
+    months = month_index(obs["period"])
     ent = panel.entities.set_index("entity")
     keep = np.ones(len(obs), dtype=bool)
     events = ent["event_period"].dropna()
     if len(events):
-        ev_end = pd.Series(_month_index(pd.PeriodIndex(events.to_numpy())), index=events.index)
+        ev_end = pd.Series(month_index(pd.PeriodIndex(events.to_numpy())), index=events.index)
         ev_months = obs["entity"].map(ev_end).to_numpy(dtype=float)
         # event period end month - 3 = last month of the quarter before it; cut `drop` more quarters
         limit = ev_months - 3 - 3 * drop_quarters_before_event
@@ -122,6 +153,10 @@ def build_raw_sequences(panel: Panel, max_len: int = MAX_LEN, drop_quarters_befo
         keep[has] = months[has] <= limit[has]
     obs = obs.loc[keep]
     months = months[keep]
+    if alignment == "matched":
+        ids_obs = obs["entity"].to_numpy()
+        cut = _matched_cut(ids_obs, months, np.isin(ids_obs, events.index.to_numpy()), match_seed)
+        obs, months = obs.loc[cut], months[cut]
     cols = list(panel.financial)
     values = obs[cols].to_numpy(dtype=np.float32)
     if panel.macro_columns:
@@ -153,7 +188,7 @@ def build_raw_sequences(panel: Panel, max_len: int = MAX_LEN, drop_quarters_befo
         last_month[i] = m[-1]
     empty = ~mask.any(axis=1)
     if empty.any():
-        raise ValueError(
+        raise PanelError(
             f"panel '{panel.name}': entity '{ids[np.flatnonzero(empty)[0]]}' has no observation left after "
             f"dropping {drop_quarters_before_event} quarters before its event"
         )
@@ -195,4 +230,5 @@ def tabular_from_sequence(view: SequenceView, observed: np.ndarray) -> TabularVi
         parts.append(view.text.reshape(len(X), -1))
         names += [f"text_{s}_{j}" for s in view.sections for j in range(view.text.shape[2])]
     out = np.concatenate(parts, axis=1).astype(np.float32)
-    return TabularView(X=out, y=view.y, entity=view.entity, feature_names=tuple(names), class_names=view.class_names)
+    return TabularView(X=out, y=view.y, entity=view.entity, feature_names=tuple(names), class_names=view.class_names,
+                       macro_features=view.feature_names[view.n_financial:])

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from bench import leaderboard
-from bench.runner import DataSpec, run_benchmark
-from bench.split import split_entities
+from bench.runner import DataSpec, run_benchmark, split_for
 from bench.tracking import TAG, Tracker
 from tests.conftest import SPY_LOG
 
@@ -52,7 +51,7 @@ def test_models_never_train_on_test_or_validation_entities(tracking_uri):
 
     _, raw, protocol = _context(DATA)
     for rec in SPY_LOG:
-        split = split_entities(raw.y, protocol, rec["seed"])
+        split = split_for(raw, protocol, rec["seed"])
         test_ids, valid_ids = set(raw.entity[split.test]), set(raw.entity[split.valid])
         real_train = {e for e in rec["train"] if not str(e).startswith("smote-")}
         assert real_train == set(raw.entity[split.train])
