@@ -142,8 +142,8 @@ def _validate(p: Panel) -> None:
     if dup.any():
         r = obs.loc[dup].iloc[0]
         _fail(f"{where}: duplicate observation for entity '{r['entity']}' period {r['period']}")
-    known = set(ent["entity"])
-    seen = set(obs["entity"])
+    known = set(ent["entity"].unique())
+    seen = set(obs["entity"].unique())
     if seen - known:
         _fail(f"{where}: observations for entity '{sorted(seen - known)[0]}' which has no label")
     if known - seen:

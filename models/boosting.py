@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from bench.models._sklearn import SklearnAdapter, n_threads
-
 from bench.registry import register
 
 _BOOST_DEFAULTS = {"n_estimators": 300, "learning_rate": 0.05, "max_depth": 6, "subsample": 0.8,

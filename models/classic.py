@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.models._sklearn import SklearnAdapter, n_threads
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -14,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
+from bench.models._sklearn import SklearnAdapter, n_threads
 from bench.registry import register
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from bench.models._sklearn import SklearnAdapter, n_threads
 
+from bench.models._sklearn import SklearnAdapter, n_threads
 from bench.registry import register, register_variant
 from bench.views import TabularView
 

@@ -9,6 +9,14 @@ import pytest
 from bench.panel import Panel
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the simbond cache of a test session out of the user's home cache."""
+    import os
+    import tempfile
+
+    os.environ.setdefault("CREDIT_SEQ_BENCH_CACHE", tempfile.mkdtemp(prefix="csb-test-cache-"))
+
+
 def make_panel(n: int = 90, seed: int = 0, n_fin: int = 4, n_macro: int = 2, with_text: bool = True) -> Panel:
     """Irregular quarterly panel with three classes whose last values carry signal."""
     rng = np.random.default_rng(seed)
