@@ -146,7 +146,8 @@ class LocalExecutor:
     def __init__(self, jobs: int = 1) -> None:
         self.jobs = max(1, jobs)
         cores = os.cpu_count() or 1
-        self.threads = max(1, cores // self.jobs)
+        preset = os.environ.get("CREDIT_SEQ_BENCH_THREADS")
+        self.threads = int(preset) if preset else max(1, cores // self.jobs)
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> LocalExecutor:
