@@ -235,7 +235,8 @@ def run_benchmark(
     fingerprint = panel.fingerprint()
     order, target = _seed_plan(seeds, protocol, max_attempts)
     exp_id = tracker.experiment_id(data.experiment)
-    common = {"dataset": data.label, "protocol": protocol.name, "protocol_hash": protocol.hash(),
+    common = {"dataset": data.label, "dataset_spec": data.dataset, "dataset_options": json.dumps(dict(data.options)),
+              "protocol": protocol.name, "protocol_hash": protocol.hash(),
               "data_fingerprint": fingerprint, "synthetic": str(panel.synthetic).lower(),
               "git_commit": git_commit(), "version": bench.__version__, "profile": profile}
     states: list[ModelState] = []
