@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bench import cli_data
+from bench import cli_data, cli_tune
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -48,9 +48,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from bench.registry import RegistryError
     from bench.split import SplitError
     from bench.tracking import TrackingError
+    from bench.tune import TuneError
 
     return (UserError, DatasetError, LeaderboardError, PanelError, ProtocolError, RegistryError, SplitError,
-            TrackingError)
+            TrackingError, TuneError)
 
 
 def parse_seeds(text: str) -> int | list[int]:
@@ -98,27 +99,33 @@ def run(
     data_seed: Annotated[int | None, typer.Option(help="simbond: generator seed")] = None,
     profile: Annotated[str, typer.Option(help="'paper' (Table 5) or 'quick' (small, for tests)")] = "paper",
     protocol: Annotated[str, typer.Option(help="protocol name or .toml file")] = "paper-v1",
-    params: Annotated[Path | None, typer.Option(help="TOML file with one [model] table of overrides each")] = None,
+    params: Annotated[str, typer.Option(help="'paper' (adapter defaults = Table 5), 'tuned' (best trial of each "
+                                            "model's `bench tune` study) or a TOML file of [model] tables")] = "paper",
+    storage: Annotated[str | None, typer.Option(help="Optuna storage for --params tuned "
+                                                     "(default sqlite:///optuna.db)")] = None,
+    executor: Annotated[str, typer.Option(help="'local' (process pool of --jobs) or 'dask'")] = "local",
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address tcp://HOST:PORT "
+                                                       "(default: a LocalCluster of --jobs workers)")] = None,
     max_attempts: Annotated[int | None, typer.Option(min=1, help="cap on seeds tried per model")] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI (default: $MLFLOW_TRACKING_URI "
                                                           "or sqlite:///mlflow.db)")] = None,
 ) -> None:
     """Run models under the protocol; every (model, seed) lands in MLflow. Reruns skip finished runs."""
     try:
-        _run(models, dataset, seeds, jobs, firms, event_rate, data_seed, profile, protocol, params,
-             max_attempts, tracking_uri, command_line(ctx))
+        _run(models, dataset, seeds, jobs, firms, event_rate, data_seed, profile, protocol, params, storage,
+             executor, scheduler, max_attempts, tracking_uri, command_line(ctx))
     except _user_errors() as exc:
         _fail(str(exc))
 
 
 def _run(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, event_rate: float | None,
-         data_seed: int | None, profile: str, protocol: str, params: Path | None, max_attempts: int | None,
-         tracking_uri: str | None, command: str) -> None:
+         data_seed: int | None, profile: str, protocol: str, params: str, storage: str | None, executor: str,
+         scheduler: str | None, max_attempts: int | None, tracking_uri: str | None, command: str) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bench import registry
-    from bench.runner import DataSpec, LocalExecutor, run_benchmark
+    from bench.runner import LocalExecutor, run_benchmark
     from bench.tracking import Tracker, resolve_tracking_uri
 
     if profile not in ("paper", "quick"):
@@ -126,16 +133,24 @@ def _run(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, ev
     from bench.data import check_dataset_name
     from bench.protocol import load_protocol
 
+    if executor not in ("local", "dask"):
+        raise UserError(f"--executor {executor!r}: expected 'local' or 'dask'")
+    if scheduler and executor != "dask":
+        raise UserError("--scheduler needs --executor dask")
     seed_spec = parse_seeds(seeds)
-    overrides = _load_params(params)
-    registry.resolve(models)  # unknown names fail before any work
-    for key in overrides:
-        registry.get(key)
+    keys = [e.key for e in registry.resolve(models)]  # unknown names fail before any work
     load_protocol(protocol)
     check_dataset_name(dataset)
-    options = tuple((k, v) for k, v in (("firms", firms), ("event_rate", event_rate), ("data_seed", data_seed))
-                    if v is not None)
-    data = DataSpec(dataset=dataset, options=options, protocol=protocol)
+    data = cli_tune.data_spec(dataset, firms, event_rate, data_seed, protocol)
+    source = cli_tune.load_param_source(params, keys, data=data, profile=profile, storage=storage)
+    for key in source.params:
+        registry.get(key)
+    if executor == "dask":
+        from bench.executors import DaskExecutor
+
+        pool = DaskExecutor(scheduler, n_workers=jobs)
+    else:
+        pool = LocalExecutor(jobs)
     tracker = Tracker(resolve_tracking_uri(tracking_uri))
     console = Console(stderr=True)
     console.print(f"[bold]{data.experiment}[/] -> {tracker.uri}  (models: {models}, seeds: {seeds}, "
@@ -148,9 +163,9 @@ def _run(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, ev
             bar.console.print(f"  {msg}")
             bar.update(task, completed=done, total=total)
 
-        summary = run_benchmark(data, models, tracker, seeds=seed_spec, profile=profile, params=overrides,
-                                executor=LocalExecutor(jobs), max_attempts=max_attempts, command=command,
-                                progress=progress)
+        summary = run_benchmark(data, models, tracker, seeds=seed_spec, profile=profile, params=source.params,
+                                executor=pool, max_attempts=max_attempts, command=command, progress=progress,
+                                model_tags={k: source.tags(k) for k in keys})
     from tabulate import tabulate
 
     typer.echo(tabulate(summary.rows, headers="keys", tablefmt="simple"))
@@ -267,6 +282,71 @@ def _audit(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, 
     results.to_csv(out / f"{data.label}-audit.csv", index=False)
 
 
+@app.command()
+def explain(
+    model: Annotated[str | None, typer.Option(help="model with attention (default: emdlot, or the run's)")] = None,
+    run: Annotated[str | None, typer.Option(help="MLflow seed run to retrain and explain (takes its data, "
+                                                 "seed and params)")] = None,
+    dataset: Annotated[str | None, typer.Option(help="'simbond' (default) or 'panel:DIR'")] = None,
+    firms: Annotated[int | None, typer.Option(help="simbond: number of firms")] = None,
+    data_seed: Annotated[int | None, typer.Option(help="simbond: generator seed")] = None,
+    seed: Annotated[int | None, typer.Option(help="split and model seed (default 86)")] = None,
+    profile: Annotated[str | None, typer.Option(help="'paper' (default) or 'quick'")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for figures and tables "
+                                                  "(default explain/<model>-seed<seed>)")] = None,
+    fidelity: Annotated[bool, typer.Option(help="score the attention against simbond's planted drivers")] = False,
+    top_k: Annotated[int, typer.Option(help="k of precision@k for --fidelity")] = 10,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI (for --run)")] = None,
+) -> None:
+    """Figures 7–9 and Table D.1 from a retrained model's attention; --fidelity checks it against the truth."""
+    from bench.explain import ExplainError
+
+    try:
+        _explain(model, run, dataset, firms, data_seed, seed, profile, out, fidelity, top_k, tracking_uri)
+    except (*_user_errors(), ExplainError) as exc:
+        _fail(str(exc))
+
+
+def _explain(model: str | None, run_id: str | None, dataset: str | None, firms: int | None, data_seed: int | None,
+             seed: int | None, profile: str | None, out: Path | None, fidelity: bool, top_k: int,
+             tracking_uri: str | None) -> None:
+    from tabulate import tabulate
+
+    from bench import explain as ex
+    from bench.data import check_dataset_name
+    from bench.runner import DataSpec
+    from bench.tracking import Tracker, resolve_tracking_uri
+
+    if profile not in (None, "paper", "quick"):
+        raise UserError(f"--profile {profile!r}: expected 'paper' or 'quick'")
+    if run_id:
+        given = [flag for flag, v in (("--dataset", dataset), ("--firms", firms), ("--data-seed", data_seed),
+                                      ("--seed", seed), ("--profile", profile)) if v is not None]
+        if given:
+            raise UserError(f"--run takes the data, seed and params from the run; drop {', '.join(given)}")
+        tracker = Tracker(resolve_tracking_uri(tracking_uri))
+        source = ex.source_from_run(tracker, run_id)
+        if model and model != source.model:
+            raise UserError(f"--model {model}: run '{run_id}' is a run of '{source.model}'")
+    else:
+        check_dataset_name(dataset or "simbond")
+        options = tuple((k, v) for k, v in (("firms", firms), ("data_seed", data_seed)) if v is not None)
+        source = ex.source_from_options(DataSpec(dataset or "simbond", options), model or "emdlot",
+                                        86 if seed is None else seed, profile or "paper")
+    out = out or Path("explain") / f"{source.model}-seed{source.seed}"
+    typer.echo(f"retraining {source.model} (seed {source.seed}) on {source.data.experiment} ...", err=True)
+    report = ex.run_explain(source, out, with_fidelity=fidelity, top_k=top_k)
+    typer.echo(ex.summary(report.explanation))
+    if report.fidelity is not None:
+        typer.echo("\nFidelity against the planted drivers\n"
+                   + tabulate(report.fidelity.table, headers="keys", showindex=False, floatfmt=".4f", missingval="")
+                   + "\n" + report.fidelity.note)
+    if run_id:
+        tracker.client.log_artifacts(run_id, str(out), "explain")
+    typer.echo(f"\nwrote {', '.join(p.name for p in report.files)} to {out}"
+               + (f" and logged them to run {run_id} under explain/" if run_id else ""))
+
+
 @app.command("list")
 def list_() -> None:
     """Registered models (with availability) and dataset sources."""
@@ -287,6 +367,7 @@ def list_() -> None:
 
 
 app.add_typer(cli_data.app, name="data", help="Validate, describe and export panels.")
+app.command("tune")(cli_tune.tune)
 
 
 def main() -> None:

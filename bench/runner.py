@@ -193,6 +193,7 @@ class ModelState:
     config_hash: str
     parent_id: str
     done: dict[int, bool]
+    tags: dict[str, str] = field(default_factory=dict)
     attempted: list[int] = field(default_factory=list)
     valid: int = 0
     failed: int = 0
@@ -226,6 +227,7 @@ def run_benchmark(
     data: DataSpec, models: str, tracker: Tracker, *, seeds: int | list[int] = 10, profile: str = "paper",
     params: dict[str, dict[str, Any]] | None = None, executor: Any = None, max_attempts: int | None = None,
     command: str = "", progress: Callable[[str, int, int], None] | None = None,
+    model_tags: dict[str, dict[str, str]] | None = None,
 ) -> RunSummary:
     """Run ``models`` under the protocol until each has ``seeds`` valid runs (or the cap)."""
     t_start = time.perf_counter()
@@ -243,10 +245,11 @@ def run_benchmark(
     for e in entries:
         p = e.params(profile, (params or {}).get(e.key))
         h = config_hash(e.key, p, protocol, fingerprint)
-        tags = tags_for({**common, "config_hash": h, "display_name": e.display_name, "order": e.order,
+        extra = (model_tags or {}).get(e.key, {})
+        tags = tags_for({**common, **extra, "config_hash": h, "display_name": e.display_name, "order": e.order,
                          "group": ",".join(e.groups), "command": command}.items())
         parent = tracker.parent_run(exp_id, e.key, h, tags, {**p, **protocol.as_params()})
-        states.append(ModelState(e, p, h, parent, tracker.finished_seeds(exp_id, e.key, h)))
+        states.append(ModelState(e, p, h, parent, tracker.finished_seeds(exp_id, e.key, h), extra))
 
     executed = skipped = 0
     total = len(states) * target
@@ -278,7 +281,8 @@ def run_benchmark(
                 again: list[Task] = []
                 for task, out in executor.run(run_task, pending):
                     st = by_key[task.model]
-                    tags = tags_for({**common, "config_hash": st.config_hash, "display_name": st.entry.display_name,
+                    tags = tags_for({**common, **st.tags, "config_hash": st.config_hash,
+                                     "display_name": st.entry.display_name,
                                      "order": st.entry.order, "group": ",".join(st.entry.groups)}.items())
                     if isinstance(out, BaseException):
                         if (task.model, task.seed) not in retried:

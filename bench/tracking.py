@@ -65,7 +65,10 @@ class Tracker:
             raise TrackingError(f"tracking store {uri} is unreachable: {type(exc).__name__}: {exc}") from exc
 
     # ------------------------------------------------------------------ experiments
-    def experiment_id(self, name: str, create: bool = True) -> str | None:
+    def experiment_id(self, name: str, create: bool = True, kind: str = "benchmark") -> str | None:
+        """Get or create the experiment; a process that loses the race to create it reads the winner's."""
+        from mlflow.exceptions import MlflowException
+
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
@@ -75,7 +78,13 @@ class Tracker:
         if self.uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in the cwd
             root = Path(self.uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts"
             artifacts = (root / name.replace("/", "_")).as_uri()
-        return self.client.create_experiment(name, artifact_location=artifacts, tags={f"{TAG}kind": "benchmark"})
+        try:
+            return self.client.create_experiment(name, artifact_location=artifacts, tags={f"{TAG}kind": kind})
+        except MlflowException:
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
 
     def experiments(self) -> list[tuple[str, str]]:
         exps = self.client.search_experiments(filter_string=f"tags.`{TAG}kind` = 'benchmark'")
