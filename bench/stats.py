@@ -12,31 +12,61 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import friedmanchisquare
-from sklearn.metrics import average_precision_score, f1_score, recall_score, roc_auc_score
+from scipy.stats import friedmanchisquare, rankdata
 
 BOOT_METRICS = ("recall", "f1", "map", "auc")
 N_BOOT = 200
 
 
 def bootstrap_replicates(y: np.ndarray, proba: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
-    """[n_boot, 4] replicate values of (recall, f1, map, auc) under a class-stratified bootstrap."""
+    """[n_boot, 4] replicate values of (recall, f1, map, auc) under a class-stratified bootstrap.
+
+    All replicates at once: recall and F1 from per-replicate confusion counts, one-vs-rest
+    AUC from average ranks (the Mann-Whitney form, equal to ``roc_auc_score`` with ties),
+    AP as scikit-learn defines it (a test checks both against scikit-learn). Class counts are
+    fixed by the stratification, so every class is present in every replicate.
+    """
     rng = np.random.default_rng(seed)
     n_classes = proba.shape[1]
-    labels = np.arange(n_classes)
-    by_class = [np.flatnonzero(y == c) for c in labels]
+    by_class = [np.flatnonzero(y == c) for c in range(n_classes)]
+    idx = np.concatenate([ix[rng.integers(0, len(ix), size=(n_boot, len(ix)))] for ix in by_class if len(ix)],
+                         axis=1)  # [B, n]
+    yb, pb = y[idx], proba[idx]  # [B, n], [B, n, C]
+    pred = pb.argmax(axis=2)
     out = np.full((n_boot, len(BOOT_METRICS)), np.nan)
-    for b in range(n_boot):
-        idx = np.concatenate([rng.choice(ix, size=len(ix)) for ix in by_class if len(ix)])
-        yb, pb = y[idx], proba[idx]
-        pred = pb.argmax(axis=1)
-        onehot = (yb[:, None] == labels[None, :]).astype(int)
-        present = [c for c in labels if 0 < onehot[:, c].sum() < len(yb)]
-        out[b, 0] = recall_score(yb, pred, labels=labels, average="macro", zero_division=0)
-        out[b, 1] = f1_score(yb, pred, labels=labels, average="macro", zero_division=0)
-        out[b, 2] = np.mean([average_precision_score(onehot[:, c], pb[:, c]) for c in present])
-        out[b, 3] = np.mean([roc_auc_score(onehot[:, c], pb[:, c]) for c in present])
+    recalls, f1s, aucs, aps = [], [], [], []
+    for c in range(n_classes):
+        pos, hit = yb == c, pred == c
+        tp, n_pos, n_hit = (pos & hit).sum(1), pos.sum(1), hit.sum(1)
+        recalls.append(np.divide(tp, n_pos, out=np.zeros(n_boot), where=n_pos > 0))
+        f1s.append(np.divide(2 * tp, n_pos + n_hit, out=np.zeros(n_boot), where=(n_pos + n_hit) > 0))
+        n_neg = pos.shape[1] - n_pos
+        if n_pos[0] == 0 or n_neg[0] == 0:
+            continue
+        ranks = rankdata(pb[:, :, c], axis=1)
+        aucs.append(((ranks * pos).sum(1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+        aps.append(_average_precision(pos, pb[:, :, c]))
+    out[:, 0] = np.mean(recalls, axis=0)
+    out[:, 1] = np.mean(f1s, axis=0)
+    if aucs:
+        out[:, 2] = np.mean(aps, axis=0)
+        out[:, 3] = np.mean(aucs, axis=0)
     return out
+
+
+def _average_precision(pos: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Row-wise AP = sum over thresholds of (recall step) x precision, ties forming one threshold."""
+    order = np.argsort(-score, axis=1, kind="stable")
+    s = np.take_along_axis(score, order, axis=1)
+    p = np.take_along_axis(pos, order, axis=1)
+    n = s.shape[1]
+    tp = np.cumsum(p, axis=1)
+    precision = tp / np.arange(1, n + 1)
+    is_last = np.ones_like(p)
+    is_last[:, :-1] = s[:, :-1] != s[:, 1:]
+    ends = np.where(is_last, np.arange(n), n)
+    group_end = np.minimum.accumulate(ends[:, ::-1], axis=1)[:, ::-1]  # last index of each tie group
+    return (p * np.take_along_axis(precision, group_end, axis=1)).sum(axis=1) / p.sum(axis=1)
 
 
 def seed_mean_interval(replicates: list[np.ndarray], level: float = 0.95) -> np.ndarray:

@@ -92,3 +92,23 @@ def test_bootstrap_interval_covers_the_point_estimate():
     df.loc[df.model == "a", ["f1", "map", "auc"]] = [point["f1"], point["map"], point["auc"]]
     lb = leaderboard.build(df)
     assert "[" in lb.table6().set_index("Model").loc["A", "Recall"]
+
+
+def test_vectorised_bootstrap_agrees_with_sklearn_on_each_replicate():
+    from sklearn.metrics import average_precision_score, f1_score, recall_score, roc_auc_score
+
+    rng = np.random.default_rng(4)
+    y = np.array([0] * 30 + [1] * 6 + [2] * 4)
+    proba = np.round(rng.dirichlet(np.ones(3), size=len(y)), 1) + 1e-3  # rounding makes ties
+    proba /= proba.sum(1, keepdims=True)
+    reps = stats.bootstrap_replicates(y, proba, n_boot=5, seed=2)
+    # rebuild the first replicate's sample with the same generator calls
+    g = np.random.default_rng(2)
+    idx = np.concatenate([ix[g.integers(0, len(ix), size=(5, len(ix)))] for ix in
+                          [np.flatnonzero(y == c) for c in range(3)]], axis=1)[0]
+    yb, pb = y[idx], proba[idx]
+    onehot = np.eye(3)[yb]
+    assert reps[0, 0] == pytest.approx(recall_score(yb, pb.argmax(1), average="macro"))
+    assert reps[0, 1] == pytest.approx(f1_score(yb, pb.argmax(1), average="macro"))
+    assert reps[0, 2] == pytest.approx(np.mean([average_precision_score(onehot[:, c], pb[:, c]) for c in range(3)]))
+    assert reps[0, 3] == pytest.approx(roc_auc_score(yb, pb, multi_class="ovr"))
