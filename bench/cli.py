@@ -138,6 +138,10 @@ def _run(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, ev
     if scheduler and executor != "dask":
         raise UserError("--scheduler needs --executor dask")
     seed_spec = parse_seeds(seeds)
+    cap = max_attempts or load_protocol(protocol).max_attempts
+    if isinstance(seed_spec, int) and seed_spec > cap:
+        raise UserError(f"--seeds {seeds}: {seed_spec} valid runs cannot fit in {cap} attempts per model; "
+                        f"for the single seed {seed_spec} write --seeds {seed_spec}, (trailing comma)")
     keys = [e.key for e in registry.resolve(models)]  # unknown names fail before any work
     load_protocol(protocol)
     check_dataset_name(dataset)
@@ -310,11 +314,8 @@ def explain(
 def _explain(model: str | None, run_id: str | None, dataset: str | None, firms: int | None, data_seed: int | None,
              seed: int | None, profile: str | None, out: Path | None, fidelity: bool, top_k: int,
              tracking_uri: str | None) -> None:
-    from tabulate import tabulate
-
     from bench import explain as ex
     from bench.data import check_dataset_name
-    from bench.runner import DataSpec
     from bench.tracking import Tracker, resolve_tracking_uri
 
     if profile not in (None, "paper", "quick"):
@@ -330,17 +331,14 @@ def _explain(model: str | None, run_id: str | None, dataset: str | None, firms: 
             raise UserError(f"--model {model}: run '{run_id}' is a run of '{source.model}'")
     else:
         check_dataset_name(dataset or "simbond")
-        options = tuple((k, v) for k, v in (("firms", firms), ("data_seed", data_seed)) if v is not None)
-        source = ex.source_from_options(DataSpec(dataset or "simbond", options), model or "emdlot",
-                                        86 if seed is None else seed, profile or "paper")
+        source = ex.source_from_options(cli_tune.data_spec(dataset or "simbond", firms, None, data_seed),
+                                        model or "emdlot", 86 if seed is None else seed, profile or "paper")
     out = out or Path("explain") / f"{source.model}-seed{source.seed}"
     typer.echo(f"retraining {source.model} (seed {source.seed}) on {source.data.experiment} ...", err=True)
     report = ex.run_explain(source, out, with_fidelity=fidelity, top_k=top_k)
     typer.echo(ex.summary(report.explanation))
     if report.fidelity is not None:
-        typer.echo("\nFidelity against the planted drivers\n"
-                   + tabulate(report.fidelity.table, headers="keys", showindex=False, floatfmt=".4f", missingval="")
-                   + "\n" + report.fidelity.note)
+        typer.echo("\nFidelity against the planted drivers\n" + report.fidelity.text)
     if run_id:
         tracker.client.log_artifacts(run_id, str(out), "explain")
     typer.echo(f"\nwrote {', '.join(p.name for p in report.files)} to {out}"

@@ -39,6 +39,7 @@ def test_run_then_leaderboard_writes_ranked_tables(tracking_uri, tmp_path):
         (["run", "--models", "lgbm"], "unknown model 'lgbm'"),
         (["run", "--dataset", "simbnd"], "unknown dataset 'simbnd'"),
         (["run", "--seeds", "3,x"], "--seeds '3,x'"),
+        (["run", "--seeds", "86"], "write --seeds 86, (trailing comma)"),
         (["run", "--profile", "fast"], "--profile 'fast'"),
         (["run", "--protocol", "paper-v9"], "unknown protocol 'paper-v9'"),
         (["run", "--tracking-uri", "sqlite:////nonexistent/dir/m.db"], "is not writable"),
