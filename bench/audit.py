@@ -6,7 +6,7 @@ firms stop two quarters before their event, so *when* a history ends predicts th
 The probes measure how much; ``+matched`` cuts performing firms at dates drawn from the
 event firms' and should bring the probes back to chance; ``+matched+temporal`` also tests
 on firms whose outcome became known after a cut-off date. Every run is an ordinary
-``bench run`` (MLflow, resumable) in its own experiment.
+``bench run`` (MLflow, resumable) in its own ``... [audit]`` experiment, kept off the leaderboards.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import pandas as pd
 
 from bench import registry
 from bench.protocol import load_protocol
-from bench.runner import DataSpec, run_benchmark
+from bench.runner import DataSpec, _context, experiment_name, run_benchmark, split_for
+from bench.split import SplitError
 from bench.tracking import Tracker
 
 SETTINGS = {"paper": "", "matched": "+matched", "temporal": "+matched+temporal"}
@@ -41,10 +42,16 @@ def run_audit(data: DataSpec, models: str, tracker: Tracker, *, seeds: int | lis
     rows = []
     for setting, suffix in SETTINGS.items():
         spec = replace(data, protocol=data.protocol + suffix)
+        try:
+            _, raw, proto = _context(spec)
+            split_for(raw, proto, proto.initial_seeds[0])
+        except SplitError as exc:  # e.g. no performing firm after the cut-off: report, run the rest
+            rows.append({"model": "", "display_name": "", "setting": setting, "error": str(exc)})
+            continue
         run_benchmark(spec, ",".join(keys), tracker, seeds=seeds, profile=profile,
                       executor=executor_factory() if executor_factory else None, command=f"bench audit ({setting})",
-                      progress=progress)
-        df = tracker.results_table(tracker.experiment_id(spec.experiment))
+                      progress=progress, kind="audit")
+        df = tracker.results_table(tracker.experiment_id(experiment_name(spec, "audit"), kind="audit"))
         for model, g in df[df["model"].isin(keys) & df["seed"].isin(seeds)].groupby("model"):
             rows.append({"model": model, "display_name": g["display_name"].iloc[0], "setting": setting,
                          "recall": g["recall"].mean(), "auc": g["auc"].mean(), "composite": g["composite"].mean(),
@@ -54,6 +61,8 @@ def run_audit(data: DataSpec, models: str, tracker: Tracker, *, seeds: int | lis
 
 def side_by_side(results: pd.DataFrame, n_classes: int) -> pd.DataFrame:
     """Models as rows, settings as columns (macro recall and AUC), probes last, chance level noted."""
+    if "error" in results.columns:
+        results = results[results["error"].isna()]
     out = results.pivot_table(index=["model", "display_name"], columns="setting",
                               values=["recall", "auc", "valid"], aggfunc="first")
     out.columns = [f"{metric} ({setting})" for metric, setting in out.columns]

@@ -274,6 +274,9 @@ def _audit(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, 
                         executor_factory=lambda: LocalExecutor(jobs),
                         progress=lambda msg, done, total: typer.echo(f"  {msg}", err=True))
     n_classes = len(_context(data)[1].class_names)
+    errors = results.dropna(subset=["error"]) if "error" in results.columns else results.iloc[:0]
+    for _, row in errors.iterrows():
+        typer.echo(f"setting '{row['setting']}' skipped: {row['error']}", err=True)
     table = side_by_side(results, n_classes)
     text = tabulate(table, headers="keys", tablefmt="github", showindex=False, floatfmt=".4f")
     note = (f"Chance macro recall = {1 / n_classes:.3f}. 'paper' = the paper's end alignment; 'matched' = "

@@ -227,16 +227,20 @@ def run_benchmark(
     data: DataSpec, models: str, tracker: Tracker, *, seeds: int | list[int] = 10, profile: str = "paper",
     params: dict[str, dict[str, Any]] | None = None, executor: Any = None, max_attempts: int | None = None,
     command: str = "", progress: Callable[[str, int, int], None] | None = None,
-    model_tags: dict[str, dict[str, str]] | None = None,
+    model_tags: dict[str, dict[str, str]] | None = None, kind: str = "benchmark",
 ) -> RunSummary:
-    """Run ``models`` under the protocol until each has ``seeds`` valid runs (or the cap)."""
+    """Run ``models`` under the protocol until each has ``seeds`` valid runs (or the cap).
+
+    ``kind`` other than ``"benchmark"`` (e.g. ``"audit"``) writes to its own experiment
+    ``<dataset>/<protocol> [kind]``, which ``bench leaderboard`` does not render.
+    """
     t_start = time.perf_counter()
     entries = registry.resolve(models)
     panel, raw, protocol = _context(data)
     split_for(raw, protocol, protocol.initial_seeds[0])  # fail early on tiny classes or an empty period
     fingerprint = panel.fingerprint()
     order, target = _seed_plan(seeds, protocol, max_attempts)
-    exp_id = tracker.experiment_id(data.experiment)
+    exp_id = tracker.experiment_id(experiment_name(data, kind), kind=kind)
     common = {"dataset": data.label, "dataset_spec": data.dataset, "dataset_options": json.dumps(dict(data.options)),
               "protocol": protocol.name, "protocol_hash": protocol.hash(),
               "data_fingerprint": fingerprint, "synthetic": str(panel.synthetic).lower(),
@@ -316,4 +320,8 @@ def run_benchmark(
     tracker.client.set_experiment_tag(exp_id, "bench.version", bench.__version__)
     tracker.client.set_experiment_tag(exp_id, "bench.profile", profile)
     tracker.client.set_experiment_tag(exp_id, "bench.synthetic", str(panel.synthetic).lower())
-    return RunSummary(data.experiment, rows, wall, executed, skipped)
+    return RunSummary(experiment_name(data, kind), rows, wall, executed, skipped)
+
+
+def experiment_name(data: DataSpec, kind: str = "benchmark") -> str:
+    return data.experiment if kind == "benchmark" else f"{data.experiment} [{kind}]"

@@ -65,7 +65,8 @@ def _temporal(y: np.ndarray, protocol: Protocol, outcome_month: np.ndarray | Non
             label = class_names[c] if class_names else str(c)
             raise SplitError(
                 f"protocol '{protocol.name}': no '{label}' entity has its outcome {name} the cut-off "
-                f"{year}-{month + 1:02d}; under the paper's alignment performing firms all end with the data "
-                "(add '+matched' to the protocol)"
+                f"{year}-{month + 1:02d}"
+                + ("; under the paper's alignment performing firms all end with the data (add '+matched' to the "
+                   "protocol)" if protocol.alignment == "paper" else "")
             )
     return train, test

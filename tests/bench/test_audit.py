@@ -64,3 +64,17 @@ def test_temporal_split_under_paper_alignment_explains_itself(tracking_uri):
 def test_unknown_modifier_is_named():
     with pytest.raises(ProtocolError, match="unknown protocol modifier '\\+shuffled'"):
         load_protocol("paper-v1+shuffled")
+
+
+def test_audit_runs_stay_off_the_leaderboards(tracking_uri):
+    from bench.audit import run_audit, side_by_side
+    from bench.tracking import Tracker
+
+    tracker = Tracker(tracking_uri)
+    res = run_audit(DataSpec("tiny", (("firms", 90),)), "lr", tracker, seeds=1, profile="quick")
+    assert {"lr", "probe"} <= set(res["model"])
+    # the tiny panel has no performing firm after the temporal cut-off: that setting is reported, not run
+    assert "no 'performing' entity" in res.loc[res["setting"] == "temporal", "error"].iloc[0]
+    table = side_by_side(res, 3)
+    assert "recall (paper)" in table.columns
+    assert tracker.experiments() == []  # every audit experiment is kind=audit
