@@ -59,8 +59,11 @@ class Leaderboard:
                 row["Tied with best (Nemenyi)"] = "yes" if r["tied_with_best"] else ""
             rows.append(row)
         for _, r in self.summary[~self.summary["ranked"] & ~self.summary["is_ablation"]].iterrows():
-            rows.append({"Model": r["display_name"], **{METRICS[m].display: "-" for m in REPORT},
-                         "Avg. rank": "unranked (no valid run)"})
+            row = {"Model": r["display_name"], **{METRICS[m].display: "-" for m in REPORT},
+                   "Avg. rank": "unranked (no valid run)"}
+            if not self.pivot.empty:
+                row["Tied with best (Nemenyi)"] = ""
+            rows.append(row)
         return pd.DataFrame(rows)
 
 
