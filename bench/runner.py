@@ -112,6 +112,7 @@ def run_task(task: Task) -> dict[str, Any]:
     metrics = {k: ev[k] for k in ("recall", "f1", "map", "auc", "composite", "objective")}
     metrics.update({f"recall_{c}": v for c, v in ev["per_class_recall"].items()})
     metrics.update({f"ap_{c}": v for c, v in ev["per_class_ap"].items() if np.isfinite(v)})
+    metrics.update({f"text_pca_explained_variance.{sec}": v for sec, v in prep.text_explained_variance.items()})
     metrics.update(fit_seconds=model.fit_seconds_, predict_seconds=predict_seconds,
                    n_train=len(train), n_valid=len(valid), n_test=len(test))
     preds = pd.DataFrame(proba, columns=[f"p_{c}" for c in raw.class_names])

@@ -26,7 +26,8 @@ def test_parent_and_child_runs_then_resume_adds_nothing(tracking_uri):
         assert len(kids) == 2 and all(k.info.status == "FINISHED" for k in kids)
         assert {k.data.tags["mlflow.parentRunId"] for k in kids} == {
             p.info.run_id for p in parents if p.data.tags[f"{TAG}model"] == model}
-        assert {"recall", "f1", "map", "auc", "recall_defaulted"} <= set(kids[0].data.metrics)
+        assert {"recall", "f1", "map", "auc", "recall_defaulted",
+                "text_pca_explained_variance.Risk Factors"} <= set(kids[0].data.metrics)
         assert kids[0].data.tags[f"{TAG}data_fingerprint"] and kids[0].data.tags[f"{TAG}config_hash"]
     assert s1.executed == 4
     s2 = run_benchmark(DATA, "lr,spy", tracker, seeds=2, profile="quick")
