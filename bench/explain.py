@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from bench import registry
-from bench.runner import DataSpec, _context, _seed_data, config_hash
+from bench.runner import DataSpec, _context, _seed_data, config_hash, fit_views
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -140,11 +140,7 @@ class Fitted:
 def fit_like_runner(model: str, seed: int, params: dict[str, Any], full: SequenceView | TabularView,
                     split: Split, protocol: Protocol) -> ModelAdapter:
     """Fit as ``run_task`` does: oversampling on the training part only, the validation slice for early stopping."""
-    from bench.resample import oversample
-
-    train, valid = full.take(split.train), full.take(split.valid)
-    if protocol.resampling == "smote":
-        train = oversample(train, seed, protocol.k_neighbors)
+    train, valid = fit_views(full, split, protocol, seed)
     return registry.get(model).make(seed, overrides=params).fit(train, valid if len(valid) else None)
 
 

@@ -36,7 +36,7 @@ from bench.resample import oversample
 from bench.split import Split, split_entities
 from bench.stats import bootstrap_replicates
 from bench.tracking import Tracker, git_commit, tags_for
-from bench.views import RawSequences, TabularView, build_raw_sequences, tabular_from_sequence
+from bench.views import RawSequences, SequenceView, TabularView, build_raw_sequences, tabular_from_sequence
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,18 @@ def _seed_data(data: DataSpec, seed: int) -> tuple[Split, Prepared, TabularView]
     return split, prep, tabular_from_sequence(prep.view, prep.observed)
 
 
+def fit_views(full: SequenceView | TabularView, split: Split, protocol: Protocol,
+              seed: int) -> tuple[SequenceView | TabularView, SequenceView | TabularView]:
+    """One seed's training part (oversampled as the protocol says) and validation slice; never the test part.
+
+    Shared by ``run_task``, ``bench tune`` and ``bench explain`` so all three fit alike.
+    """
+    train, valid = full.take(split.train), full.take(split.valid)
+    if protocol.resampling == "smote":
+        train = oversample(train, seed, protocol.k_neighbors)
+    return train, valid
+
+
 def run_task(task: Task) -> dict[str, Any]:
     """Fit one model on one seed's split and score it on the test part. Pure computation."""
     start_ms = int(time.time() * 1000)
@@ -99,9 +111,8 @@ def run_task(task: Task) -> dict[str, Any]:
     split, prep, tab = _seed_data(task.data, task.seed)
     entry = registry.get(task.model)
     full = prep.view if entry.view == "sequence" else tab
-    train, valid, test = full.take(split.train), full.take(split.valid), full.take(split.test)
-    if protocol.resampling == "smote":
-        train = oversample(train, task.seed, protocol.k_neighbors)
+    train, valid = fit_views(full, split, protocol, task.seed)
+    test = full.take(split.test)
     model = entry.cls(seed=task.seed, **dict(task.params))
     model.fit(train, valid if len(valid) else None)
     t0 = time.perf_counter()

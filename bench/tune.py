@@ -27,8 +27,7 @@ from bench import registry
 from bench.adapter import View
 from bench.metrics import evaluate
 from bench.protocol import load_protocol
-from bench.resample import oversample
-from bench.runner import DataSpec, _context, _init_worker, _seed_data
+from bench.runner import DataSpec, _context, _init_worker, _seed_data, fit_views
 from bench.tracking import TAG, Tracker, git_commit, tags_for
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
@@ -67,11 +66,7 @@ def train_valid(data: DataSpec, seed: int, view: str) -> tuple[View, View]:
         raise TuneError(f"protocol '{protocol.name}' has no validation slice (valid_size = 0); "
                         "tuning needs one")
     split, prep, tab = _seed_data(data, seed)
-    full = prep.view if view == "sequence" else tab
-    train, valid = full.take(split.train), full.take(split.valid)
-    if protocol.resampling == "smote":
-        train = oversample(train, seed, protocol.k_neighbors)
-    return train, valid
+    return fit_views(prep.view if view == "sequence" else tab, split, protocol, seed)
 
 
 def _free(entry: registry.ModelEntry, params: dict[str, Any]) -> dict[str, Any]:
