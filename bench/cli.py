@@ -7,14 +7,14 @@ import shlex
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bench import cli_data, cli_tune
 
-logging.getLogger("mlflow").setLevel(logging.WARNING)
-logging.getLogger("alembic").setLevel(logging.WARNING)
+if TYPE_CHECKING:
+    from bench.tracking import Tracker
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="credit-seq-bench: benchmark credit-default models on irregular firm panels.")
@@ -38,6 +38,17 @@ def command_line(ctx: typer.Context) -> str:
 def _fail(msg: str) -> None:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
+
+
+def _tracker(uri: str | None) -> Tracker:
+    """The tracking store of ``--tracking-uri``; MLflow's own INFO logging (set on import) is quietened."""
+    import mlflow  # noqa: F401  (importing it configures the logger quietened here)
+
+    from bench.tracking import Tracker, resolve_tracking_uri
+
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return Tracker(resolve_tracking_uri(uri))
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -126,7 +137,6 @@ def _run(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, ev
 
     from bench import registry
     from bench.runner import LocalExecutor, run_benchmark
-    from bench.tracking import Tracker, resolve_tracking_uri
 
     if profile not in ("paper", "quick"):
         raise UserError(f"--profile {profile!r}: expected 'paper' or 'quick'")
@@ -155,7 +165,7 @@ def _run(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, ev
         pool = DaskExecutor(scheduler, n_workers=jobs)
     else:
         pool = LocalExecutor(jobs)
-    tracker = Tracker(resolve_tracking_uri(tracking_uri))
+    tracker = _tracker(tracking_uri)
     console = Console(stderr=True)
     console.print(f"[bold]{data.experiment}[/] -> {tracker.uri}  (models: {models}, seeds: {seeds}, "
                   f"profile: {profile}, jobs: {jobs})")
@@ -198,9 +208,8 @@ def leaderboard(
 def _leaderboard(dataset: str | None, protocol: str | None, out: Path, write: bool, notes: list[str],
                  tracking_uri: str | None) -> None:
     from bench import leaderboard as lbmod
-    from bench.tracking import Tracker, resolve_tracking_uri
 
-    tracker = Tracker(resolve_tracking_uri(tracking_uri))
+    tracker = _tracker(tracking_uri)
     exps = tracker.experiments()
     shown = 0
     for exp_id, name in exps:
@@ -262,14 +271,13 @@ def _audit(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, 
     from bench.protocol import load_protocol
     from bench.registry import resolve
     from bench.runner import DataSpec, LocalExecutor, _context
-    from bench.tracking import Tracker, resolve_tracking_uri
 
     resolve(models)
     load_protocol(protocol)
     check_dataset_name(dataset)
     options = tuple((k, v) for k, v in (("firms", firms), ("data_seed", data_seed)) if v is not None)
     data = DataSpec(dataset=dataset, options=options, protocol=protocol)
-    tracker = Tracker(resolve_tracking_uri(tracking_uri))
+    tracker = _tracker(tracking_uri)
     results = run_audit(data, models, tracker, seeds=parse_seeds(seeds), profile=profile,
                         executor_factory=lambda: LocalExecutor(jobs),
                         progress=lambda msg, done, total: typer.echo(f"  {msg}", err=True))
@@ -319,7 +327,6 @@ def _explain(model: str | None, run_id: str | None, dataset: str | None, firms: 
              tracking_uri: str | None) -> None:
     from bench import explain as ex
     from bench.data import check_dataset_name
-    from bench.tracking import Tracker, resolve_tracking_uri
 
     if profile not in (None, "paper", "quick"):
         raise UserError(f"--profile {profile!r}: expected 'paper' or 'quick'")
@@ -328,7 +335,7 @@ def _explain(model: str | None, run_id: str | None, dataset: str | None, firms: 
                                       ("--seed", seed), ("--profile", profile)) if v is not None]
         if given:
             raise UserError(f"--run takes the data, seed and params from the run; drop {', '.join(given)}")
-        tracker = Tracker(resolve_tracking_uri(tracking_uri))
+        tracker = _tracker(tracking_uri)
         source = ex.source_from_run(tracker, run_id)
         if model and model != source.model:
             raise UserError(f"--model {model}: run '{run_id}' is a run of '{source.model}'")
