@@ -388,6 +388,10 @@ class TorchAdapter(ModelAdapter):
     """
 
     view = "sequence"
+    #: Set by ``bench tune`` on the instance: called with (epoch, validation composite) after each
+    #: epoch so Optuna can prune; may raise ``optuna.TrialPruned``. An attribute, not a parameter,
+    #: so it never enters the configuration hash.
+    epoch_callback: Callable[[int, float], None] | None = None
 
     @abstractmethod
     def build_module(self, train: SequenceView) -> SequenceClassifier:
@@ -414,6 +418,8 @@ class TorchAdapter(ModelAdapter):
             proba = forward_all(module, val).log_proba.exp().cpu().numpy()
             score = metrics.evaluate(valid.y, proba, valid.class_names)["composite"]
             self.log_history(epoch=epoch, train_loss=loss, val_composite=score)
+            if self.epoch_callback is not None:
+                self.epoch_callback(epoch, score)
             if stopper.update(score, module):
                 break
         stopper.restore(module)

@@ -230,3 +230,25 @@ def test_a_view_without_text_runs_as_abl1():
     assert set(model.explain(view)) == {"feature_financial", "feature_macro", "cluster"}
     with pytest.raises(ValueError, match="no input left"):
         registry.get("textonly").make(seed=0, overrides=SMALL).fit(view)
+
+
+@pytest.mark.parametrize("key", ["emdlot", "lstm"])
+def test_epoch_callback_sees_each_validation_score_and_can_stop_training(seq_view, valid_view, key):
+    params = BASELINE_SMALL if key == "lstm" else SMALL
+    seen: list[tuple[int, float]] = []
+    model = registry.get(key).make(seed=3, overrides=params)
+    model.epoch_callback = lambda epoch, score: seen.append((epoch, score))
+    model.fit(seq_view, valid_view)
+    assert [e for e, _ in seen] == [h["epoch"] for h in model.history_]
+    assert [s for _, s in seen] == [h["val_composite"] for h in model.history_]
+
+    class Pruned(Exception):
+        pass
+
+    def prune(epoch, score):
+        raise Pruned(epoch)
+
+    model = registry.get(key).make(seed=3, overrides=params)
+    model.epoch_callback = prune
+    with pytest.raises(Pruned):
+        model.fit(seq_view, valid_view)
