@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 import shlex
-import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -81,21 +80,6 @@ def parse_seeds(text: str) -> int | list[int]:
     if len(set(values)) != len(values):
         raise UserError(f"--seeds {text!r}: a seed is listed twice")
     return values
-
-
-def _load_params(path: Path | None) -> dict[str, dict[str, Any]]:
-    if path is None:
-        return {}
-    if not path.is_file():
-        raise UserError(f"--params {path}: file not found")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"--params {path}: not valid TOML: {exc}") from None
-    bad = [k for k, v in data.items() if not isinstance(v, dict)]
-    if bad:
-        raise UserError(f"--params {path}: expected one [model] table per model, got a plain key '{bad[0]}'")
-    return data
 
 
 @app.command()

@@ -6,6 +6,7 @@ stays instant.
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -64,11 +65,21 @@ def load_param_source(spec: str, models: list[str], *, data: DataSpec, profile: 
         if missing:
             raise TuneError("--params tuned: " + "; ".join(missing))
         return ParamSource("tuned", params, studies)
-    from bench.cli import UserError, _load_params
+    from bench.cli import UserError
 
     if not spec.endswith(".toml"):
         raise UserError(f"--params {spec!r}: expected 'paper', 'tuned' or a .toml file")
-    return ParamSource(f"file:{spec}", _load_params(Path(spec)))
+    path = Path(spec)
+    if not path.is_file():
+        raise UserError(f"--params {path}: file not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"--params {path}: not valid TOML: {exc}") from None
+    bad = [k for k, v in data.items() if not isinstance(v, dict)]
+    if bad:
+        raise UserError(f"--params {path}: expected one [model] table per model, got a plain key '{bad[0]}'")
+    return ParamSource(f"file:{spec}", data)
 
 
 def tune(

@@ -87,7 +87,7 @@ def evaluate(y_true: np.ndarray, proba: np.ndarray, class_names: tuple[str, ...]
         **scores,
         "objective": objective(scores, n_predicted, n_classes, weights),
         "n_predicted_classes": n_predicted,
-        "valid": bool(n_predicted == n_classes),
+        "valid": is_valid(proba, n_classes),
         "per_class_recall": {name: float(r) for name, r in zip(class_names, per_recall, strict=True)},
         "per_class_ap": {name: float(a) for name, a in zip(class_names, per_ap, strict=True)},
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
