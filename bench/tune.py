@@ -9,6 +9,7 @@ MLflow run under one parent per study, written by the process that ran it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -195,6 +196,22 @@ def _parent_run(tracker: Tracker, exp_id: str, study: str, tags: dict[str, str])
     return keep
 
 
+def _settle_parent(tracker: Tracker, exp_id: str, study: str, parent: str) -> str:
+    """Workers that started together may each have kept a parent of their own (one searched before
+    the other had created its); afterwards all agree on the oldest: trials move under it and the
+    other parents are deleted."""
+    from mlflow.exceptions import MlflowException
+
+    filt = f"tags.`{TAG}kind` = 'study' and tags.`{TAG}study` = '{study}'"
+    keep = min(tracker._search(exp_id, filt), key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id
+    if parent != keep:
+        for kid in tracker._search(exp_id, f"tags.`mlflow.parentRunId` = '{parent}'"):
+            tracker.client.set_tag(kid.info.run_id, "mlflow.parentRunId", keep)
+        with contextlib.suppress(MlflowException):  # another worker may have deleted it already
+            tracker.client.delete_run(parent)
+    return keep
+
+
 def _open_study(storage: str, name: str, attrs: dict[str, Any], sampler_seed: int) -> optuna.Study:
     """Create or resume ``name``; refuse a study made for another model, data, protocol or seed.
 
@@ -257,6 +274,7 @@ def tune(data: DataSpec, model: str, n_trials: int, tracker: Tracker, *, storage
     opt.set_user_attr("best_params", best.user_attrs["params"])
     opt.set_user_attr("best_value", best.value)
     default = float(opt.user_attrs["default_value"])
+    parent = _settle_parent(tracker, exp_id, name, parent)
     tracker.finish_parent(parent, {"best_valid_objective": best.value, "default_valid_objective": default,
                                    "finished_trials": finished})
     return TuneResult(name, float(best.value), dict(best.user_attrs["params"]), finished, logger.logged, default)
