@@ -20,6 +20,20 @@ from bench.views import SequenceView, TabularView
 View = SequenceView | TabularView
 
 
+THREADS_ENV = "CREDIT_SEQ_BENCH_THREADS"
+
+
+def task_threads() -> int:
+    """Threads one model may use: ``CREDIT_SEQ_BENCH_THREADS``, default 1.
+
+    Not "all cores": some kernels (K-Means, large GEMMs) sum in a thread-dependent order, so a
+    model's numbers would change with the machine's cores or with ``--jobs``. Parallelism comes
+    from running tasks side by side (``--jobs``, Dask workers); a user who wants threaded fits
+    sets the variable, and every run records the value (tag ``bench.threads``).
+    """
+    return max(1, int(os.environ.get(THREADS_ENV) or 1))
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and (if loaded) torch, with deterministic torch kernels."""
     random.seed(seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,6 +65,14 @@ def _user_errors() -> tuple[type[Exception], ...]:
             TrackingError, TuneError)
 
 
+def default_jobs() -> int:
+    """Cores // threads per task (``bench.adapter.task_threads``, 1 by default): fills the machine
+    without making the numbers depend on it."""
+    from bench.adapter import task_threads
+
+    return max(1, (os.cpu_count() or 1) // task_threads())
+
+
 def parse_seeds(text: str) -> int | list[int]:
     """``"10"`` = ten valid runs (paper seeds, then extra ones); ``"86,127"`` = exactly these seeds."""
     parts = [p.strip() for p in text.split(",") if p.strip()]
@@ -88,14 +97,16 @@ def run(
     models: Annotated[str, typer.Option(help="'all', a group (classic, deep, ablations) or names: lr,rf")] = "all",
     dataset: Annotated[str, typer.Option(help="'simbond' or 'panel:DIR'")] = "simbond",
     seeds: Annotated[str, typer.Option(help="valid runs wanted (10) or an explicit list (86,127)")] = "10",
-    jobs: Annotated[int, typer.Option(min=1, help="parallel (model, seed) tasks on this machine")] = 1,
+    jobs: Annotated[int | None, typer.Option(min=1, help="parallel (model, seed) tasks, one thread each "
+                                                     "(default: one per core)", show_default=False)] = None,
     firms: Annotated[int | None, typer.Option(help="simbond: number of firms")] = None,
     event_rate: Annotated[float | None, typer.Option(help="simbond: share of firms with an event")] = None,
     data_seed: Annotated[int | None, typer.Option(help="simbond: generator seed")] = None,
     profile: Annotated[str, typer.Option(help="'paper' (Table 5) or 'quick' (small, for tests)")] = "paper",
     protocol: Annotated[str, typer.Option(help="protocol name or .toml file")] = "paper-v1",
-    params: Annotated[str, typer.Option(help="'paper' (adapter defaults = Table 5), 'tuned' (best trial of each "
-                                            "model's `bench tune` study) or a TOML file of [model] tables")] = "paper",
+    params: Annotated[str, typer.Option(help="'paper' (adapter defaults = Table 5), 'tuned' (best trial of "
+                                            "each model's `bench tune` study) or a TOML file of \\[model] "
+                                            "tables")] = "paper",
     storage: Annotated[str | None, typer.Option(help="Optuna storage for --params tuned "
                                                      "(default sqlite:///optuna.db)")] = None,
     executor: Annotated[str, typer.Option(help="'local' (process pool of --jobs) or 'dask'")] = "local",
@@ -104,23 +115,28 @@ def run(
     max_attempts: Annotated[int | None, typer.Option(min=1, help="cap on seeds tried per model")] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI (default: $MLFLOW_TRACKING_URI "
                                                           "or sqlite:///mlflow.db)")] = None,
+    compare: Annotated[bool, typer.Option(help="with --params tuned or a file: also run the default parameters "
+                                               "on the same seeds (finished runs reused) and print both test "
+                                               "composites side by side")] = True,
 ) -> None:
     """Run models under the protocol; every (model, seed) lands in MLflow. Reruns skip finished runs."""
     try:
         _run(models, dataset, seeds, jobs, firms, event_rate, data_seed, profile, protocol, params, storage,
-             executor, scheduler, max_attempts, tracking_uri, command_line(ctx))
+             executor, scheduler, max_attempts, tracking_uri, command_line(ctx), compare)
     except _user_errors() as exc:
         _fail(str(exc))
 
 
-def _run(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, event_rate: float | None,
+def _run(models: str, dataset: str, seeds: str, jobs: int | None, firms: int | None, event_rate: float | None,
          data_seed: int | None, profile: str, protocol: str, params: str, storage: str | None, executor: str,
-         scheduler: str | None, max_attempts: int | None, tracking_uri: str | None, command: str) -> None:
+         scheduler: str | None, max_attempts: int | None, tracking_uri: str | None, command: str,
+         compare: bool = True) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bench import registry
-    from bench.runner import LocalExecutor, run_benchmark
+    from bench.adapter import task_threads as pool_threads
+    from bench.runner import LocalExecutor, compare_with_defaults, run_benchmark
 
     if profile not in ("paper", "quick"):
         raise UserError(f"--profile {profile!r}: expected 'paper' or 'quick'")
@@ -132,6 +148,7 @@ def _run(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, ev
     if scheduler and executor != "dask":
         raise UserError("--scheduler needs --executor dask")
     seed_spec = parse_seeds(seeds)
+    jobs = jobs or default_jobs()
     cap = max_attempts or load_protocol(protocol).max_attempts
     if isinstance(seed_spec, int) and seed_spec > cap:
         raise UserError(f"--seeds {seeds}: {seed_spec} valid runs cannot fit in {cap} attempts per model; "
@@ -152,7 +169,7 @@ def _run(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, ev
     tracker = _tracker(tracking_uri)
     console = Console(stderr=True)
     console.print(f"[bold]{data.experiment}[/] -> {tracker.uri}  (models: {models}, seeds: {seeds}, "
-                  f"profile: {profile}, jobs: {jobs})")
+                  f"profile: {profile}, jobs: {jobs} x {pool_threads()} thread(s))")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as bar:
         task = bar.add_task("valid runs", total=None)
@@ -164,11 +181,20 @@ def _run(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, ev
         summary = run_benchmark(data, models, tracker, seeds=seed_spec, profile=profile, params=source.params,
                                 executor=pool, max_attempts=max_attempts, command=command, progress=progress,
                                 model_tags={k: source.tags(k) for k in keys})
+        side = []
+        if compare and source.kind != "paper":
+            bar.console.print(f"  default parameters on the same seeds, for comparison with --params {params}")
+            side = compare_with_defaults(data, summary, tracker, source.kind, profile=profile, executor=pool,
+                                         command=command, progress=progress)
     from tabulate import tabulate
 
     typer.echo(tabulate(summary.rows, headers="keys", tablefmt="simple"))
     typer.echo(f"{summary.executed} run(s) executed, {summary.skipped} already finished and skipped, "
                f"{summary.wall_seconds:.1f}s. See `bench leaderboard` and `mlflow ui`.")
+    if side:
+        typer.echo(f"\nTest composite, default vs --params {params} (mean over valid runs; paired diff over "
+                   "the seeds valid for both):")
+        typer.echo(tabulate(side, headers="keys", tablefmt="simple", floatfmt=".4f"))
 
 
 @app.command()
@@ -231,7 +257,8 @@ def audit(
     models: Annotated[str, typer.Option(help="models to audit besides the calendar probes")] = "lr,lightgbm",
     dataset: Annotated[str, typer.Option(help="'simbond' or 'panel:DIR'")] = "simbond",
     seeds: Annotated[str, typer.Option(help="valid runs wanted per setting, or a seed list")] = "3",
-    jobs: Annotated[int, typer.Option(min=1, help="parallel (model, seed) tasks")] = 1,
+    jobs: Annotated[int | None, typer.Option(min=1, help="parallel (model, seed) tasks (default: one per core)",
+                                             show_default=False)] = None,
     firms: Annotated[int | None, typer.Option(help="simbond: number of firms")] = None,
     data_seed: Annotated[int | None, typer.Option(help="simbond: generator seed")] = None,
     profile: Annotated[str, typer.Option(help="'paper' or 'quick'")] = "paper",
@@ -246,7 +273,7 @@ def audit(
         _fail(str(exc))
 
 
-def _audit(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, data_seed: int | None,
+def _audit(models: str, dataset: str, seeds: str, jobs: int | None, firms: int | None, data_seed: int | None,
            profile: str, protocol: str, out: Path, tracking_uri: str | None) -> None:
     from tabulate import tabulate
 
@@ -263,7 +290,7 @@ def _audit(models: str, dataset: str, seeds: str, jobs: int, firms: int | None, 
     data = DataSpec(dataset=dataset, options=options, protocol=protocol)
     tracker = _tracker(tracking_uri)
     results = run_audit(data, models, tracker, seeds=parse_seeds(seeds), profile=profile,
-                        executor_factory=lambda: LocalExecutor(jobs),
+                        executor_factory=lambda: LocalExecutor(jobs or default_jobs()),
                         progress=lambda msg, done, total: typer.echo(f"  {msg}", err=True))
     n_classes = len(_context(data)[1].class_names)
     errors = results.dropna(subset=["error"]) if "error" in results.columns else results.iloc[:0]

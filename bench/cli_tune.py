@@ -99,14 +99,15 @@ def tune(
     data_seed: Annotated[int | None, typer.Option(help="simbond: generator seed")] = None,
     protocol: Annotated[str, typer.Option(help="protocol name or .toml file")] = "paper-v1",
     profile: Annotated[str, typer.Option(help="'paper' or 'quick': the defaults the search starts from")] = "paper",
-    seed: Annotated[int, typer.Option(help="split and model seed (the validation slice scored)")] = 86,
-    sampler_seed: Annotated[int | None, typer.Option(help="TPE seed (default --seed); give each worker "
-                                                          "sharing a study its own")] = None,
+    seeds: Annotated[str, typer.Option(help="split seeds whose validation slices a trial's objective averages: "
+                                            "a count K (the protocol's first K) or a list 86,127")] = "3",
+    sampler_seed: Annotated[int | None, typer.Option(help="TPE seed (default: the first seed); give each "
+                                                          "worker sharing a study its own")] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI (default: $MLFLOW_TRACKING_URI "
                                                           "or sqlite:///mlflow.db)")] = None,
 ) -> None:
     """Tune one model with Optuna on the validation slice (paper appendix C objective); resumable."""
-    from bench.cli import UserError, _fail, _user_errors, command_line
+    from bench.cli import UserError, _fail, _user_errors, command_line, parse_seeds
     from bench.tune import DEFAULT_STORAGE, TuneError
     from bench.tune import tune as run_tune
 
@@ -117,12 +118,13 @@ def tune(
 
         res = run_tune(data_spec(dataset, firms, event_rate, data_seed, protocol), model, trials,
                        Tracker(resolve_tracking_uri(tracking_uri)), storage=storage or DEFAULT_STORAGE,
-                       study=study, timeout=timeout, n_jobs=n_jobs, profile=profile, seed=seed,
+                       study=study, timeout=timeout, n_jobs=n_jobs, profile=profile, seeds=parse_seeds(seeds),
                        sampler_seed=sampler_seed, command=command_line(ctx))
     except (*_user_errors(), TuneError) as exc:
         _fail(str(exc))
     typer.echo(f"study {res.study}: {res.finished} finished trial(s), {res.ran} run now")
     verdict = "better than" if res.best_value > res.default_value else "NOT better than"
+    typer.echo(f"validation slices of seeds {', '.join(map(str, res.seeds))} (objective = their mean)")
     typer.echo(f"best validation objective {res.best_value:.4f}, {verdict} the default parameters' "
                f"{res.default_value:.4f}, with")
     for k, v in sorted(res.best_params.items()):

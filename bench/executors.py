@@ -8,9 +8,10 @@ the tracking store.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
+
+from bench.adapter import task_threads
 
 T = TypeVar("T")
 
@@ -19,9 +20,9 @@ class DaskExecutor:
     """Tasks on the Dask scheduler at ``scheduler`` (``tcp://host:8786``), or, without one, on a
     ``LocalCluster`` of ``n_workers`` processes started here and closed on exit.
 
-    Local workers get ``CREDIT_SEQ_BENCH_THREADS`` (threads per model; a preset value is kept)
-    so that models x threads stay within the cores; workers of a remote cluster take it from
-    their own environment.
+    Local workers get ``CREDIT_SEQ_BENCH_THREADS`` = :func:`~bench.adapter.task_threads` (1
+    unless preset), as the local executor's; workers of a remote cluster take it from their own
+    environment (default 1 there too), so the numbers are the same whichever executor ran.
     """
 
     def __init__(self, scheduler: str | None = None, n_workers: int = 2, threads_per_worker: int = 1) -> None:
@@ -35,8 +36,7 @@ class DaskExecutor:
         from distributed import Client, LocalCluster
 
         if self.scheduler is None:
-            preset = os.environ.get("CREDIT_SEQ_BENCH_THREADS")
-            threads = preset or str(max(1, (os.cpu_count() or 1) // (self.n_workers * self.threads_per_worker)))
+            threads = str(task_threads())
             self._cluster = LocalCluster(processes=True, n_workers=self.n_workers,
                                          threads_per_worker=self.threads_per_worker, dashboard_address=None,
                                          env={"CREDIT_SEQ_BENCH_THREADS": threads, "OMP_NUM_THREADS": threads})

@@ -27,6 +27,7 @@ import pandas as pd
 
 import bench
 from bench import registry
+from bench.adapter import task_threads
 from bench.data import load_dataset
 from bench.metrics import evaluate
 from bench.panel import Panel
@@ -134,14 +135,18 @@ def run_task(task: Task) -> dict[str, Any]:
     return {
         "model": task.model, "seed": task.seed, "valid": ev["valid"], "metrics": metrics,
         "n_predicted_classes": ev["n_predicted_classes"], "confusion_matrix": ev["confusion_matrix"],
-        "class_names": list(raw.class_names), "predictions_csv": buf.getvalue(),
+        "threads": task_threads(), "class_names": list(raw.class_names), "predictions_csv": buf.getvalue(),
         "history": model.history_, "bootstrap": boot.tolist(), "start_ms": start_ms, "end_ms": int(time.time() * 1000),
     }
 
 
 def _init_worker(threads: int) -> None:
+    """Limit this process's thread pools (torch, OpenMP, BLAS) to ``threads`` per model."""
+    from threadpoolctl import threadpool_limits
+
     os.environ["CREDIT_SEQ_BENCH_THREADS"] = str(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    threadpool_limits(limits=threads)  # pools already loaded in this process ignore the variables
     if "torch" in sys.modules:
         import torch
 
@@ -152,14 +157,14 @@ def _init_worker(threads: int) -> None:
 class LocalExecutor:
     """``jobs == 1`` runs in this process (caches shared across models); more uses a spawn pool.
 
-    Threads per worker are divided so that jobs x threads <= cores.
+    Each task's model gets :func:`~bench.adapter.task_threads` threads (1 unless
+    ``CREDIT_SEQ_BENCH_THREADS`` says otherwise), whatever ``jobs`` is: the numbers must not
+    depend on how many tasks ran side by side. Size ``jobs x threads`` to the cores.
     """
 
     def __init__(self, jobs: int = 1) -> None:
         self.jobs = max(1, jobs)
-        cores = os.cpu_count() or 1
-        preset = os.environ.get("CREDIT_SEQ_BENCH_THREADS")
-        self.threads = int(preset) if preset else max(1, cores // self.jobs)
+        self.threads = task_threads()
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> LocalExecutor:
@@ -261,7 +266,10 @@ def run_benchmark(
     for e in entries:
         p = e.params(profile, (params or {}).get(e.key))
         h = config_hash(e.key, p, protocol, fingerprint)
-        extra = (model_tags or {}).get(e.key, {})
+        # what --params the parameters came from; the leaderboard keeps one entry per source
+        extra = {"params_source": "custom", **(model_tags or {}).get(e.key, {})}
+        if p == e.params(profile):  # the defaults, however they were asked for: one configuration
+            extra["params_source"] = "paper"
         tags = tags_for({**common, **extra, "config_hash": h, "display_name": e.display_name, "order": e.order,
                          "group": ",".join(e.groups), "command": command}.items())
         parent = tracker.parent_run(exp_id, e.key, h, tags, {**p, **protocol.as_params()})
@@ -333,6 +341,42 @@ def run_benchmark(
     tracker.client.set_experiment_tag(exp_id, "bench.profile", profile)
     tracker.client.set_experiment_tag(exp_id, "bench.synthetic", str(panel.synthetic).lower())
     return RunSummary(experiment_name(data, kind), rows, wall, executed, skipped)
+
+
+def compare_with_defaults(data: DataSpec, summary: RunSummary, tracker: Tracker, source: str, *,
+                          profile: str = "paper", executor: Any = None, command: str = "",
+                          progress: Callable[[str, int, int], None] | None = None) -> list[dict[str, Any]]:
+    """Run each model of ``summary`` (a ``--params`` run from ``source``) with its default parameters on
+    the same seeds, and put the two test composites side by side.
+
+    Finished default runs are reused, as ever. Means are over each configuration's valid runs;
+    the paired difference is over the seeds valid for both.
+    """
+    exp_id = tracker.experiment_id(summary.experiment, create=False)
+    out = []
+    for row in summary.rows:
+        model = row["model"]
+        other = tracker.seed_metrics(exp_id, model, row["config_hash"])
+        if not other:
+            continue
+        base = run_benchmark(data, model, tracker, seeds=sorted(other), profile=profile, executor=executor,
+                             command=command, progress=progress)
+        default = tracker.seed_metrics(exp_id, model, base.rows[0]["config_hash"])
+        valid_d = {s: m["composite"] for s, (ok, m) in default.items() if ok}
+        valid_o = {s: m["composite"] for s, (ok, m) in other.items() if ok}
+        both = sorted(valid_d.keys() & valid_o.keys())
+        out.append({"model": model, "seeds": ",".join(map(str, sorted(other))),
+                    "default test composite": _mean(valid_d.values()),
+                    "default valid": f"{len(valid_d)}/{len(default)}",
+                    f"{source} test composite": _mean(valid_o.values()),
+                    f"{source} valid": f"{len(valid_o)}/{len(other)}",
+                    "paired diff": _mean(valid_o[s] - valid_d[s] for s in both), "paired seeds": len(both)})
+    return out
+
+
+def _mean(values: Iterable[float]) -> float:
+    v = list(values)
+    return float(np.mean(v)) if v else float("nan")
 
 
 def experiment_name(data: DataSpec, kind: str = "benchmark") -> str:

@@ -127,6 +127,14 @@ class Tracker:
                 self.client.set_terminated(r.info.run_id, status="KILLED")
         return done
 
+    def seed_metrics(self, exp_id: str, model: str, config_hash: str) -> dict[int, tuple[bool, dict[str, float]]]:
+        """Seed -> (valid, test metrics) of the finished child runs of (model, config)."""
+        runs = self._search(exp_id, f"tags.`{TAG}kind` = 'seed' and tags.`{TAG}model` = '{model}' "
+                                    f"and tags.`{TAG}config_hash` = '{config_hash}'")
+        return {int(r.data.tags[f"{TAG}seed"]): (r.data.tags.get(f"{TAG}valid") == "true",
+                                                 {k: v for k, v in r.data.metrics.items() if "." not in k})
+                for r in runs if r.info.status == "FINISHED"}
+
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -153,8 +161,8 @@ class Tracker:
                 metrics += [Metric(f"curve.{k}", float(v), now, step) for k, v in row.items()]
             for i in range(0, len(metrics), 500):
                 self.client.log_batch(rid, metrics=metrics[i:i + 500])
-            self.client.log_batch(rid, tags=[RunTag(f"{TAG}n_predicted_classes",
-                                                    str(result["n_predicted_classes"]))])
+            self.client.log_batch(rid, tags=[RunTag(f"{TAG}n_predicted_classes", str(result["n_predicted_classes"])),
+                                             RunTag(f"{TAG}threads", str(result.get("threads", "")))])
             self.client.log_dict(rid, {"labels": result["class_names"], "matrix": result["confusion_matrix"]},
                                  "confusion_matrix.json")
             self.client.log_text(rid, result["predictions_csv"], "predictions.csv")
@@ -183,19 +191,24 @@ class Tracker:
 
     # ------------------------------------------------------------------ reading
     def results_table(self, exp_id: str, bootstrap: bool = False) -> pd.DataFrame:
-        """One tidy row per finished (model, seed) child run of the latest config of each model.
+        """One tidy row per finished (model, seed) child run of the latest config of each model and
+        parameter source (``--params``).
 
-        With ``bootstrap``, valid runs carry their bootstrap replicates ([B, 4] array) from the
-        ``bootstrap.json`` artifact, for the leaderboard's intervals.
+        A model run with tuned (or file) parameters is its own entry beside the defaults, keyed
+        ``<model>@<source>`` and shown as ``<name> (<source>)``, so tuning never hides the defaults'
+        results. With ``bootstrap``, valid runs carry their bootstrap replicates ([B, 4] array)
+        from the ``bootstrap.json`` artifact, for the leaderboard's intervals.
         """
         parents = self._search(exp_id, f"tags.`{TAG}kind` = 'parent'")
-        latest: dict[str, Any] = {}
+        latest: dict[tuple[str, str], Any] = {}
         for p in parents:
-            m = p.data.tags[f"{TAG}model"]
-            if m not in latest or p.info.start_time > latest[m].info.start_time:
-                latest[m] = p
+            key = (p.data.tags[f"{TAG}model"], p.data.tags.get(f"{TAG}params_source", "paper"))
+            if key not in latest or p.info.start_time > latest[key].info.start_time:
+                latest[key] = p
         rows = []
-        for model, parent in latest.items():
+        for (model, source), parent in latest.items():
+            entry = model if source == "paper" else f"{model}@{source}"
+            suffix = "" if source == "paper" else f" ({source.removeprefix('file:')})"
             children = self._search(exp_id, f"tags.`{TAG}kind` = 'seed' and tags.`{TAG}model` = '{model}' "
                                             f"and tags.`{TAG}config_hash` = '{parent.data.tags[f'{TAG}config_hash']}'")
             for r in children:
@@ -204,7 +217,8 @@ class Tracker:
                 t = r.data.tags
                 rows.append({
                     "dataset": t.get(f"{TAG}dataset", ""), "protocol": t.get(f"{TAG}protocol", ""),
-                    "model": model, "display_name": t.get(f"{TAG}display_name", model),
+                    "model": entry, "display_name": t.get(f"{TAG}display_name", model) + suffix,
+                    "params_source": source,
                     "seed": int(t[f"{TAG}seed"]), "valid": t.get(f"{TAG}valid") == "true",
                     **{k: v for k, v in r.data.metrics.items() if not k.startswith("curve.")},
                     "config_hash": t.get(f"{TAG}config_hash", ""), "profile": t.get(f"{TAG}profile", ""),

@@ -9,10 +9,11 @@
   on the validation slice's paper composite from :mod:`bench.metrics`, best weights restored);
   a family writes ``build_module``.
 
-Threads: torch's intra-op pool defaults to the machine's cores. ``configure_torch`` applies
-``CREDIT_SEQ_BENCH_THREADS`` when set, so a runner that trains P models at once on C cores can
-give each ``C // P`` threads instead of letting P pools fight over the same cores (which makes the
-many small per-step kernels of a recurrent net several times slower).
+Threads: torch's intra-op pool defaults to the machine's cores. ``configure_torch`` sets it to
+:func:`bench.adapter.task_threads` (``CREDIT_SEQ_BENCH_THREADS``, default 1), so a fit gives the
+same numbers on any machine and under any ``--jobs``, and P parallel fits on C cores do not fight
+over the same cores (which makes the many small per-step kernels of a recurrent net several
+times slower).
 """
 
 from __future__ import annotations
@@ -31,10 +32,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench import metrics
-from bench.adapter import ModelAdapter
+from bench.adapter import ModelAdapter, task_threads
 from bench.views import SequenceView
 
-THREADS_ENV = "CREDIT_SEQ_BENCH_THREADS"
 DEVICE_ENV = "CREDIT_SEQ_BENCH_DEVICE"
 EVAL_BATCH = 512  # rows per forward pass when predicting (no gradients, so memory is small)
 GRAD_CLIP = 5.0  # max global gradient norm; the paper is silent, recurrent nets need a guard
@@ -44,13 +44,11 @@ _aten = torch.ops.aten
 
 
 def configure_torch() -> torch.device:
-    """Apply ``CREDIT_SEQ_BENCH_THREADS`` (else keep ``torch.get_num_threads()``) and pick the device.
+    """Set torch's threads to :func:`~bench.adapter.task_threads` and pick the device.
 
     The device is ``CREDIT_SEQ_BENCH_DEVICE`` when set, else CUDA when available, else CPU.
     """
-    threads = os.environ.get(THREADS_ENV)
-    if threads:
-        torch.set_num_threads(int(threads))
+    torch.set_num_threads(task_threads())
     name = os.environ.get(DEVICE_ENV) or ("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
 

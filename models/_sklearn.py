@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar
 
 import numpy as np
 
 from bench.adapter import ModelAdapter
 from bench.views import TabularView
-
-
-def n_threads() -> int:
-    """Threads per model: ``CREDIT_SEQ_BENCH_THREADS`` (set by the runner per worker) or all cores."""
-    return max(1, int(os.environ.get("CREDIT_SEQ_BENCH_THREADS", os.cpu_count() or 1)))
 
 
 class SklearnAdapter(ModelAdapter):

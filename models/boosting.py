@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.models._sklearn import SklearnAdapter, n_threads
+from bench.adapter import task_threads
+from bench.models._sklearn import SklearnAdapter
 from bench.registry import register
 
 _BOOST_DEFAULTS = {"n_estimators": 300, "learning_rate": 0.05, "max_depth": 6, "subsample": 0.8,
@@ -34,7 +35,7 @@ class LightGBMModel(SklearnAdapter):
     def make_estimator(self) -> Any:
         from lightgbm import LGBMClassifier
 
-        return LGBMClassifier(random_state=self.seed, n_jobs=n_threads(), deterministic=True,
+        return LGBMClassifier(random_state=self.seed, n_jobs=task_threads(), deterministic=True,
                               force_row_wise=True, subsample_freq=1, verbose=-1, **self.params)
 
 
@@ -53,4 +54,4 @@ class XGBoostModel(SklearnAdapter):
     def make_estimator(self) -> Any:
         from xgboost import XGBClassifier
 
-        return XGBClassifier(random_state=self.seed, n_jobs=n_threads(), tree_method="hist", **self.params)
+        return XGBClassifier(random_state=self.seed, n_jobs=task_threads(), tree_method="hist", **self.params)

@@ -13,7 +13,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
-from bench.models._sklearn import SklearnAdapter, n_threads
+from bench.adapter import task_threads
+from bench.models._sklearn import SklearnAdapter
 from bench.registry import register
 
 
@@ -98,4 +99,4 @@ class RandomForestModel(SklearnAdapter):
                 "max_features": trial.suggest_categorical("max_features", ["sqrt", "log2"])}
 
     def make_estimator(self) -> Any:
-        return RandomForestClassifier(random_state=self.seed, n_jobs=n_threads(), **self.params)
+        return RandomForestClassifier(random_state=self.seed, n_jobs=task_threads(), **self.params)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
 
 from bench.models._layers import (
@@ -314,7 +315,8 @@ class EMDLOT(TorchAdapter):
         with torch.no_grad():
             module.eval()
             z = torch.cat([module.embed(b)[0] for b in data.batches(EVAL_BATCH)])
-        km = KMeans(n_clusters=k, n_init=10, random_state=self.seed).fit(z.cpu().numpy())
+        with threadpool_limits(limits=1):  # its sums depend on the thread count: keep it machine-independent
+            km = KMeans(n_clusters=k, n_init=10, random_state=self.seed).fit(z.cpu().numpy())
         head.init_centroids(torch.as_tensor(km.cluster_centers_, dtype=z.dtype), km.inertia_ / len(z))
         labels = torch.as_tensor(km.labels_, dtype=torch.long, device=z.device)
         optimizer = adam(head.cluster_net.parameters(), self.params["learning_rate"])

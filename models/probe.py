@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.models._sklearn import SklearnAdapter, n_threads
+from bench.adapter import task_threads
+from bench.models._sklearn import SklearnAdapter
 from bench.registry import register, register_variant
 from bench.views import TabularView
 
@@ -33,7 +34,7 @@ class CalendarProbe(SklearnAdapter):
         if self.params["estimator"] == "lightgbm":
             from lightgbm import LGBMClassifier
 
-            return LGBMClassifier(n_estimators=200, learning_rate=0.05, random_state=self.seed, n_jobs=n_threads(),
+            return LGBMClassifier(n_estimators=200, learning_rate=0.05, random_state=self.seed, n_jobs=task_threads(),
                                   deterministic=True, force_row_wise=True, verbose=-1)
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline

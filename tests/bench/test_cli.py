@@ -16,7 +16,7 @@ def _invoke(*args: str):
 
 def test_run_then_leaderboard_writes_ranked_tables(tracking_uri, tmp_path):
     r = _invoke("run", "--models", "lr,dt", "--dataset", "tiny", "--firms", "90", "--seeds", "2",
-                "--profile", "quick")
+                "--profile", "quick", "--jobs", "1")
     assert r.exit_code == 0, r.output
     assert "4 run(s) executed" in r.output
     out = tmp_path / "boards"
@@ -29,7 +29,7 @@ def test_run_then_leaderboard_writes_ranked_tables(tracking_uri, tmp_path):
     assert {row["model"] for row in payload["summary"]} == {"lr", "dt"}
     assert (out / "tiny-firms90.csv").exists()
     r = _invoke("run", "--models", "lr,dt", "--dataset", "tiny", "--firms", "90", "--seeds", "2",
-                "--profile", "quick")
+                "--profile", "quick", "--jobs", "1")
     assert "0 run(s) executed, 4 already finished" in r.output
 
 
@@ -54,7 +54,7 @@ def test_one_line_errors_and_nonzero_exit(tracking_uri, args, message):
 
 
 def test_leaderboard_to_unwritable_folder_fails_cleanly(tracking_uri, tmp_path):
-    _invoke("run", "--models", "lr", "--dataset", "tiny", "--seeds", "1", "--profile", "quick")
+    _invoke("run", "--models", "lr", "--dataset", "tiny", "--seeds", "1", "--profile", "quick", "--jobs", "1")
     blocker = tmp_path / "file"
     blocker.write_text("x")
     r = runner.invoke(app, ["leaderboard", "--out", str(blocker / "sub")])

@@ -81,7 +81,7 @@ def test_model_without_valid_run_is_listed_but_unranked(tracking_uri):
     lb = leaderboard.build(df)
     t7 = lb.table7()
     assert t7.iloc[-1]["Avg. rank"].startswith("unranked")
-    assert lb.table6().set_index("Model").loc["Spy", "Valid/attempted"] == "0/3"
+    assert lb.table6().set_index("Model").loc["Spy (custom)", "Valid/attempted"] == "0/3"  # params given
 
 
 def test_a_killed_run_is_not_counted_and_is_redone(tracking_uri):
@@ -102,3 +102,35 @@ def test_unknown_model_names_the_closest(tracking_uri):
 
     with pytest.raises(RegistryError, match="Did you mean: lightgbm"):
         run_benchmark(DATA, "lightgmb", Tracker(tracking_uri), seeds=1)
+
+
+def test_tasks_run_single_threaded_unless_told(tracking_uri, monkeypatch):
+    """A model's numbers must not depend on --jobs or the machine: one thread per task by default."""
+    import os
+
+    from bench.adapter import task_threads
+    from bench.cli import default_jobs
+    from bench.runner import LocalExecutor
+
+    monkeypatch.delenv("CREDIT_SEQ_BENCH_THREADS", raising=False)
+    assert task_threads() == 1 and LocalExecutor(4).threads == 1 and default_jobs() == (os.cpu_count() or 1)
+    tracker = Tracker(tracking_uri)
+    run_benchmark(DATA, "lr", tracker, seeds=[86], profile="quick")
+    (kid,) = _children(tracker, tracker.experiment_id(DATA.experiment, create=False), "lr")
+    assert kid.data.tags[f"{TAG}threads"] == "1"
+    monkeypatch.setenv("CREDIT_SEQ_BENCH_THREADS", "3")
+    assert LocalExecutor(1).threads == 3 and default_jobs() == max(1, (os.cpu_count() or 1) // 3)
+
+
+def test_parameter_sources_are_separate_entries_unless_they_are_the_defaults(tracking_uri):
+    tracker = Tracker(tracking_uri)
+    run_benchmark(DATA, "lr", tracker, seeds=[86], profile="quick")
+    run_benchmark(DATA, "lr", tracker, seeds=[86], profile="quick", params={"lr": {"C": 0.01}},
+                  model_tags={"lr": {"params_source": "tuned"}})
+    same = run_benchmark(DATA, "lr", tracker, seeds=[86], profile="quick", params={"lr": {"C": 1.0}},
+                         model_tags={"lr": {"params_source": "tuned"}})
+    assert same.executed == 0  # the defaults asked for as "tuned" are the defaults' runs
+    df = tracker.results_table(tracker.experiment_id(DATA.experiment, create=False))
+    assert sorted(df["model"]) == ["lr", "lr@tuned"]
+    assert set(df["display_name"]) == {"Logistic Regression", "Logistic Regression (tuned)"}
+    assert df.set_index("model").loc["lr", "params_source"] == "paper"

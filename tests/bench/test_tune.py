@@ -84,10 +84,52 @@ def test_interrupted_study_resumes_to_exactly_n_trials(tracker, storage):
     for t in trials:
         run = by_number[t.number].data
         assert run.metrics["valid_objective"] == pytest.approx(t.value)
-        assert run.params["max_depth"] == str(t.params["max_depth"])
+        if t.user_attrs.get("defaults"):  # trial 0: DT's defaults (max_depth=None is not in the space)
+            assert t.number == 0 and run.params == {"min_samples_leaf": "1"}
+        else:
+            assert run.params["max_depth"] == str(t.params["max_depth"])
     assert parent.data.metrics["best_valid_objective"] == pytest.approx(second.best_value)
-    defaults = tune.validation_scores(DATA, "dt", {}, "quick")["objective"]
+    assert first.seeds == (86, 127, 71)  # the protocol's first three seeds
+    defaults = tune.validation_scores(DATA, "dt", {}, "quick", first.seeds)["objective"]
     assert first.default_value == second.default_value == parent.data.metrics["default_valid_objective"] == defaults
+
+
+def test_a_trial_is_the_mean_over_the_seeds_validation_slices(tracker, storage):
+    res = tune.tune(DATA, "dt", 2, tracker, storage=storage, profile="quick", seeds=[86, 71])
+    assert res.seeds == (86, 71)
+    study = optuna.load_study(study_name="dt-tiny-firms90-paper-v1-quick", storage=storage)
+    assert study.user_attrs["seeds"] == [86, 71]
+    for t in study.get_trials():
+        per_seed = {s: tune.seed_scores(DATA, "dt", t.user_attrs["params"], "quick", s) for s in (86, 71)}
+        assert t.user_attrs["per_seed_objective"] == {str(s): v["objective"] for s, v in per_seed.items()}
+        assert t.value == pytest.approx(np.mean([v["objective"] for v in per_seed.values()]))
+        assert t.user_attrs["metrics"]["recall"] == pytest.approx(np.mean([v["recall"] for v in per_seed.values()]))
+    kids = _runs(tracker, "trial", study.study_name)
+    assert {k.data.metrics["valid_objective_seed71"] for k in kids} == \
+        {t.user_attrs["per_seed_objective"]["71"] for t in study.get_trials()}
+    with pytest.raises(tune.TuneError, match="seeds .*other settings|other settings.*seeds"):
+        tune.tune(DATA, "dt", 3, tracker, storage=storage, profile="quick", seeds=[86])
+    with pytest.raises(tune.TuneError, match="--seeds 11: expected 1 to 10"):
+        tune.tuning_seeds(DATA, 11)
+
+
+def test_a_new_study_starts_from_the_defaults(tracker, storage):
+    from bench import registry
+
+    assert tune.default_trial(registry.get("lightgbm"), "quick")[0] == {
+        "n_estimators": 100, "learning_rate": 0.05, "max_depth": 6, "subsample": 0.8, "colsample_bytree": 0.8,
+        "num_leaves": 31}
+    assert tune.default_trial(registry.get("dt"), "paper")[0] == {"min_samples_leaf": 1}  # max_depth=None: left out
+    assert tune.default_trial(registry.get("emdlot"), "paper")[0]["hidden_size"] == 512  # Table 5
+    assert "hidden_size" not in tune.default_trial(registry.get("emdlot"), "quick")[0]  # 32 is not a choice
+    res = tune.tune(DATA, "knn", 3, tracker, storage=storage, profile="quick", seeds=[86], n_jobs=2)
+    trials = optuna.load_study(study_name="knn-tiny-firms90-paper-v1-quick", storage=storage).get_trials()
+    assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)  # n_jobs 2: no double run
+    (first,) = [t for t in trials if t.user_attrs.get("defaults")]
+    assert first.number == 0 and first.params == {"n_neighbors": 5, "weights": "uniform"}
+    assert first.user_attrs["params"] == {}  # as the best trial, it makes `--params tuned` run the defaults
+    assert first.value == res.default_value == tune.validation_scores(DATA, "knn", {}, "quick", (86,))["objective"]
+    assert res.best_value >= res.default_value
 
 
 def test_a_study_is_not_reused_for_other_settings(tracker, storage):
@@ -158,7 +200,7 @@ def _objective_spy(monkeypatch) -> tuple[float, set]:
     runner._seed_data.cache_clear()
     tune.train_valid.cache_clear()
     SPY_LOG.clear()
-    value = tune.make_objective(DATA, "spy", "quick", 86)(FixedTrial({}))
+    value = tune.make_objective(DATA, "spy", "quick", (86,))(FixedTrial({}))
     for rec in SPY_LOG:
         seen |= rec["train"] | rec["valid"]
     return value, seen
@@ -187,3 +229,40 @@ def test_cli_prints_the_best_and_resumes(tracker, storage):
     assert "0 run now" in CliRunner().invoke(app, args).output
     bad = CliRunner().invoke(app, [*args[:-4], "--storage", "nosuchdb://x", "--tracking-uri", tracker.uri])
     assert bad.exit_code == 2 and "optuna storage" in bad.output
+
+
+def test_run_with_tuned_params_prints_both_test_composites(storage, tmp_path):
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    # a store of its own: parameters another test ran under another source would share the config
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tune.tune(DATA, "dt", 1, tracker, storage=storage, profile="quick")  # trial 0: the defaults
+    best = {"max_depth": 3, "min_samples_leaf": 2}  # a trial that beats them, so tuned != defaults
+    study = optuna.load_study(study_name="dt-tiny-firms90-paper-v1-quick", storage=storage)
+    study.add_trial(optuna.trial.create_trial(
+        params=best, value=2.0, user_attrs={"params": best},
+        distributions={"max_depth": optuna.distributions.IntDistribution(2, 20),
+                       "min_samples_leaf": optuna.distributions.IntDistribution(1, 50, log=True)}))
+    args = ["run", "--models", "dt", "--params", "tuned", "--seeds", "86,127", "--dataset", "tiny", "--firms", "90",
+            "--profile", "quick", "--jobs", "1", "--storage", storage, "--tracking-uri", tracker.uri]
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert "Test composite, default vs --params tuned" in out.output
+
+    exp_id = tracker.experiment_id(DATA.experiment, create=False)
+    df = tracker.results_table(exp_id)
+    tuned, default = df[df["model"] == "dt@tuned"], df[df["model"] == "dt"]
+    assert sorted(tuned["seed"]) == sorted(default["seed"]) == [86, 127]
+    assert set(tuned["display_name"]) == {"Decision Tree (tuned)"} and set(default["params_source"]) == {"paper"}
+    (line,) = [ln for ln in out.output.splitlines() if ln.startswith("dt ") and "86,127" in ln]
+    for part in (tuned, default):
+        mean = part.loc[part["valid"], "composite"].mean()
+        assert f"{mean:.4f}" in line
+    parents = tracker._search(exp_id, f"tags.`{TAG}kind` = 'parent' and tags.`{TAG}params_source` = 'tuned'")
+    assert {k: parents[0].data.params[k] for k in best} == {k: str(v) for k, v in best.items()}
+
+    again = CliRunner().invoke(app, args)  # everything finished: both configurations are reused
+    assert again.exit_code == 0 and "0 run(s) executed" in again.output
+    assert CliRunner().invoke(app, [*args, "--no-compare"]).output.count("Test composite") == 0
