@@ -9,7 +9,7 @@
 * one EMDLOT training epoch on ~1,600 synthetic firms x 39 quarters x 68 indicators + 2x40
   text dims, with the paper's parameters and with the quick profile.
 
-Threads: ``CREDIT_SEQ_BENCH_THREADS`` if set, else torch's default (recorded in ``extra_info``).
+Threads: ``CREDIT_SEQ_BENCH_THREADS``, default 1, as a fit uses them (recorded in ``extra_info``).
 Minimums are the figures to compare on a shared machine; other jobs only ever add time.
 """
 
@@ -30,7 +30,7 @@ STEPS, FEATURES, HIDDEN = 39, 68, 512
 
 @pytest.fixture(autouse=True)
 def threads(benchmark):
-    """Threads as a fit would use them: ``CREDIT_SEQ_BENCH_THREADS`` or torch's default; recorded."""
+    """Threads as a fit uses them (``CREDIT_SEQ_BENCH_THREADS``, default 1); recorded."""
     configure_torch()
     benchmark.extra_info["threads"] = torch.get_num_threads()
 
