@@ -150,14 +150,29 @@ def make_objective(data: DataSpec, model: str, profile: str = "paper",
     return objective
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """An RDB storage with heartbeats, so trials of a killed worker are marked failed, not left running."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
-    except Exception as exc:
-        raise TuneError(f"optuna storage {_masked(url)} is unusable: {type(exc).__name__}: {exc}") from exc
+def open_storage(url: str, attempts: int = 4) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats, so trials of a killed worker are marked failed, not left running.
+
+    Workers started together on an empty database race to create Optuna's tables, and the loser
+    gets a database error (a duplicate key on PostgreSQL, seen in CI); database errors are retried,
+    and the retry finds the tables made. Others (a bad URL, a missing driver) fail at once.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    error: Exception | None = None
+    for attempt in range(attempts):
+        if error is not None:
+            time.sleep(0.5 * attempt)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
+        except DBAPIError as exc:
+            error = exc
+        except Exception as exc:
+            error = exc
+            break
+    raise TuneError(f"optuna storage {_masked(url)} is unusable: {type(error).__name__}: {error}") from error
 
 
 def _masked(url: str) -> str:
