@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from bench.adapter import task_threads
+from bench.adapter import THREADS_ENV, task_threads
 
 T = TypeVar("T")
 
@@ -39,7 +39,7 @@ class DaskExecutor:
             threads = str(task_threads())
             self._cluster = LocalCluster(processes=True, n_workers=self.n_workers,
                                          threads_per_worker=self.threads_per_worker, dashboard_address=None,
-                                         env={"CREDIT_SEQ_BENCH_THREADS": threads, "OMP_NUM_THREADS": threads})
+                                         env={THREADS_ENV: threads, "OMP_NUM_THREADS": threads})
         try:
             self._client = Client(self._cluster if self._cluster is not None else self.scheduler)
         except BaseException:

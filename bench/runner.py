@@ -27,7 +27,7 @@ import pandas as pd
 
 import bench
 from bench import registry
-from bench.adapter import task_threads
+from bench.adapter import THREADS_ENV, task_threads
 from bench.data import load_dataset
 from bench.metrics import evaluate
 from bench.panel import Panel
@@ -144,7 +144,7 @@ def _init_worker(threads: int) -> None:
     """Limit this process's thread pools (torch, OpenMP, BLAS) to ``threads`` per model."""
     from threadpoolctl import threadpool_limits
 
-    os.environ["CREDIT_SEQ_BENCH_THREADS"] = str(threads)
+    os.environ[THREADS_ENV] = str(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     threadpool_limits(limits=threads)  # pools already loaded in this process ignore the variables
     if "torch" in sys.modules:

@@ -114,10 +114,14 @@ class Tracker:
         self.log_params(run.info.run_id, params)
         return run.info.run_id
 
+    def _seed_runs(self, exp_id: str, model: str, config_hash: str) -> list[Any]:
+        """The child (per-seed) runs of (model, config), whatever their status."""
+        return self._search(exp_id, f"tags.`{TAG}kind` = 'seed' and tags.`{TAG}model` = '{model}' "
+                                    f"and tags.`{TAG}config_hash` = '{config_hash}'")
+
     def finished_seeds(self, exp_id: str, model: str, config_hash: str) -> dict[int, bool]:
         """Seed -> valid for finished child runs of (model, config); others are redone."""
-        runs = self._search(exp_id, f"tags.`{TAG}kind` = 'seed' and tags.`{TAG}model` = '{model}' "
-                                    f"and tags.`{TAG}config_hash` = '{config_hash}'")
+        runs = self._seed_runs(exp_id, model, config_hash)
         done: dict[int, bool] = {}
         for r in runs:
             seed = int(r.data.tags[f"{TAG}seed"])
@@ -129,8 +133,7 @@ class Tracker:
 
     def seed_metrics(self, exp_id: str, model: str, config_hash: str) -> dict[int, tuple[bool, dict[str, float]]]:
         """Seed -> (valid, test metrics) of the finished child runs of (model, config)."""
-        runs = self._search(exp_id, f"tags.`{TAG}kind` = 'seed' and tags.`{TAG}model` = '{model}' "
-                                    f"and tags.`{TAG}config_hash` = '{config_hash}'")
+        runs = self._seed_runs(exp_id, model, config_hash)
         return {int(r.data.tags[f"{TAG}seed"]): (r.data.tags.get(f"{TAG}valid") == "true",
                                                  {k: v for k, v in r.data.metrics.items() if "." not in k})
                 for r in runs if r.info.status == "FINISHED"}
@@ -209,8 +212,7 @@ class Tracker:
         for (model, source), parent in latest.items():
             entry = model if source == "paper" else f"{model}@{source}"
             suffix = "" if source == "paper" else f" ({source.removeprefix('file:')})"
-            children = self._search(exp_id, f"tags.`{TAG}kind` = 'seed' and tags.`{TAG}model` = '{model}' "
-                                            f"and tags.`{TAG}config_hash` = '{parent.data.tags[f'{TAG}config_hash']}'")
+            children = self._seed_runs(exp_id, model, parent.data.tags[f"{TAG}config_hash"])
             for r in children:
                 if r.info.status != "FINISHED":
                     continue
